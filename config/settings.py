@@ -1,0 +1,191 @@
+"""Settings for the back office, read from the environment with safe local defaults.
+
+Production differs from a laptop only by environment variables; see the README's
+configuration table. https://docs.djangoproject.com/en/5.2/ref/settings/
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from config import embedded_redis
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# GENERAL
+# https://docs.djangoproject.com/en/5.2/ref/settings/#debug
+DEBUG = env_bool("DEBUG", default=True)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "insecure-local-development-key"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Berlin")
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# APPS
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_dramatiq",
+    "dramatiq_crontab",
+    "workers",
+    "orders",
+    "reports",
+    # Extra apps for one process, e.g. the test suite's own actors in a worker it starts.
+    *env_list("EXTRA_APPS"),
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# DATABASES
+# https://docs.djangoproject.com/en/5.2/ref/settings/#databases
+# SQLite runs in WAL mode with IMMEDIATE transactions so that several worker processes and
+# threads queue for the write lock instead of failing with "database is locked".
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not memory, so that worker processes started by the tests see the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
+
+# CACHES: the local-memory default is enough; job state lives in Redis and the database.
+
+# EMAIL
+# https://docs.djangoproject.com/en/5.2/topics/email/
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "backoffice@localhost")
+STAFF_ALERT_EMAILS = env_list("STAFF_ALERT_EMAILS", "staff@localhost")
+
+# JOBS
+# The queues and their weights: a busy worker serves each queue in proportion to its weight.
+JOB_QUEUES = {"urgent": 6, "default": 3, "mailers": 2, "low": 1}
+
+# BROKER_URL chooses the broker: unset means Redis at REDIS_URL, amqp://... means RabbitMQ,
+# stub:// means Dramatiq's in-memory StubBroker (the test suite's own process).
+BROKER_URL = os.environ.get("BROKER_URL", "")
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if not REDIS_URL:
+    REDIS_URL = embedded_redis.url(VAR_DIR)
+    if not BROKER_URL.startswith("stub:"):
+        embedded_redis.ensure_running(VAR_DIR)
+
+if BROKER_URL.startswith("stub:"):
+    _broker = {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}}
+elif BROKER_URL.startswith("amqp"):
+    _broker = {"BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker", "OPTIONS": {"url": BROKER_URL}}
+else:
+    _broker = {"BROKER": "dramatiq.brokers.redis.RedisBroker", "OPTIONS": {"url": REDIS_URL}}
+
+# Worker metrics over HTTP for Prometheus, one endpoint per worker host (off when unset).
+PROMETHEUS_PORT = os.environ.get("PROMETHEUS_PORT", "")
+if PROMETHEUS_PORT:
+    os.environ.setdefault("dramatiq_prom_port", PROMETHEUS_PORT)
+    os.environ.setdefault("dramatiq_prom_host", os.environ.get("PROMETHEUS_HOST", "127.0.0.1"))
+    os.environ.setdefault("dramatiq_prom_db", str(VAR_DIR / "prometheus"))
+
+# StatsD timings and counters per actor (off when unset).
+STATSD_HOST = os.environ.get("STATSD_HOST", "")
+STATSD_PORT = int(os.environ.get("STATSD_PORT", "8125"))
+STATSD_PREFIX = os.environ.get("STATSD_PREFIX", "backoffice")
+
+# The list is explicit: django-dramatiq's default names middleware that Dramatiq 2 moved.
+# Order matters: "after" hooks run bottom-up, so JobLog sees the outcome Retries decided.
+DRAMATIQ_BROKER = {
+    **_broker,
+    "MIDDLEWARE": [
+        *(["dramatiq.middleware.prometheus.Prometheus"] if PROMETHEUS_PORT else []),
+        "dramatiq.middleware.AgeLimit",
+        "dramatiq.middleware.TimeLimit",
+        "dramatiq.middleware.ShutdownNotifications",
+        "dramatiq.middleware.Callbacks",
+        "dramatiq.middleware.Pipelines",
+        "dramatiq.middleware.CurrentMessage",
+        "workers.middleware.WeightedQueues",
+        "workers.middleware.ArgumentCheck",
+        "workers.middleware.JobLog",
+        "workers.middleware.Retries",
+        "django_dramatiq.middleware.DbConnectionsMiddleware",
+    ],
+}
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+# The scheduler's leader lock, so that two schedulers never double a run.
+DRAMATIQ_CRONTAB = {"REDIS_URL": REDIS_URL}
+
+# LOGGING
+# https://docs.djangoproject.com/en/5.2/topics/logging/
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"redact": {"()": "workers.redaction.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

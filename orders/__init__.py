@@ -1,0 +1,1 @@
+"""Orders, inventory, payments, e-mail and catalog imports."""

@@ -1,0 +1,1 @@
+"""Reports: the daily report, its commands and its admin pages."""

@@ -1,0 +1,7 @@
+"""App config for reports."""
+
+from django.apps import AppConfig
+
+
+class ReportsConfig(AppConfig):
+    name = "reports"

@@ -1,0 +1,86 @@
+"""Fixtures shared by the whole suite: enqueued jobs, a real Redis, real workers."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis as redis_lib
+from django.db import connection
+
+from workers.testing import Jobs, RedisServer, WorkerProcess, database_url
+
+
+@pytest.fixture
+def jobs() -> Jobs:
+    """The StubBroker's jobs, emptied before and after the test."""
+    helper = Jobs()
+    helper.clear()
+    yield helper
+    helper.clear()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis for delivery tests: REDIS_URL's server when set (database 15, flushed), else a private one."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        client = redis_lib.Redis.from_url(configured)
+        kwargs = client.connection_pool.connection_kwargs
+        url = f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/15"
+        if kwargs.get("password"):
+            url = f"redis://:{kwargs['password']}@{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/15"
+        yield url
+        return
+    server = RedisServer().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url, settings) -> redis_lib.Redis:
+    """A client on the delivery Redis, flushed; settings.REDIS_URL points at it for the test."""
+    settings.REDIS_URL = redis_url
+    client = redis_lib.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> RedisServer:
+    """A Redis of the test's own, for tests that stop, kill or restart it."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def start_worker(transactional_db, request):
+    """Start real ``rundramatiq`` workers sharing the test database; all stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(*, redis_url: str, env: dict | None = None, **options) -> WorkerProcess:
+        worker_env = {
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url(connection.settings_dict),
+            "EXTRA_APPS": "tests.support",
+            "BROKER_URL": None,
+            **(env or {}),
+        }
+        worker = WorkerProcess(env=worker_env, **options)
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With REQUIRE_ALL_TESTS set (CI with every service up), a skipped test fails the run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("REQUIRE_ALL_TESTS") and skipped:
+        reporter.write_line(f"REQUIRE_ALL_TESTS: {len(skipped)} test(s) skipped; every service is up here.", red=True)
+        session.exitstatus = 1

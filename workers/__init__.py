@@ -1,0 +1,1 @@
+"""The job platform: queues, middleware, enqueue helpers, dead letters and test helpers."""

@@ -1,0 +1,16 @@
+"""The platform's Dramatiq middleware, one concern per module."""
+
+from workers.middleware.arguments import ArgumentCheck
+from workers.middleware.job_log import JobLog
+from workers.middleware.retries import Retries
+from workers.middleware.weighted_queues import WeightedQueues
+
+__all__ = [
+    # Routing
+    "WeightedQueues",
+    # Observability
+    "JobLog",
+    # Failure handling
+    "ArgumentCheck",
+    "Retries",
+]

@@ -1,0 +1,142 @@
+"""Retries: per-actor schedules, never-retry exceptions, and a callback when retries run out."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.utils.module_loading import import_string
+from dramatiq.common import compute_backoff
+from dramatiq.errors import Retry
+from dramatiq.logging import get_logger
+from dramatiq.middleware import Middleware
+
+from workers.errors import PermanentError
+
+#: Exceptions no actor retries: a permanent domain failure, or a row that is not there.
+ALWAYS_DISCARD: tuple[type[BaseException], ...] = (PermanentError, ObjectDoesNotExist)
+
+
+def exponential_backoff(retries: int, *, min_backoff: int = 15_000, max_backoff: int = 86_400_000) -> float:
+    """The default schedule: exponential from ``min_backoff`` with jitter, in seconds."""
+    _, delay_ms = compute_backoff(retries, factor=min_backoff, jitter=True, max_backoff=max_backoff)
+    return delay_ms / 1000
+
+
+def log_exhausted(message, exception: BaseException) -> None:
+    """The default callback when retries run out: one error line."""
+    get_logger(__name__, "Retries").error(
+        "retries exhausted actor=%s queue=%s message_id=%s attempts=%d error=%s",
+        message.actor_name,
+        message.queue_name,
+        message.message_id,
+        message.options.get("retries", 0) + 1,
+        type(exception).__name__,
+    )
+
+
+class Retries(Middleware):
+    """Retry failed jobs on each actor's schedule, and dead-letter what cannot be retried.
+
+    An exception that is an instance of ``PermanentError``, of ``ObjectDoesNotExist``, or of a
+    class in the actor's ``discard`` (or Dramatiq's ``throws``) option is never retried. Other
+    exceptions are retried after ``retry_backoff(retries)`` seconds, where ``retries`` counts
+    the retries already made (0 before the first), until ``max_retries`` retries have been made.
+    Then the job is exhausted: ``on_retries_exhausted(message, exception)`` is called exactly
+    once per message (a callable or its dotted path), even if the message is delivered again.
+    Discarded and exhausted jobs are failed, so they land in the broker's dead-letter queue,
+    and are recorded as ``DeadLetter`` rows to be looked at and replayed.
+
+    Per-actor options, each overriding the middleware default:
+      max_retries(int): Retries after the first attempt.
+      retry_backoff(Callable[[int], float]): Delay before the next attempt, in seconds, from the
+        number of retries made so far. The default is exponential with jitter from
+        ``min_backoff`` to ``max_backoff`` (Dramatiq's options, in milliseconds).
+      discard(tuple[type[Exception], ...]): Exceptions never retried.
+      on_retries_exhausted(Callable | str): Called with the message and the last exception.
+
+    Parameters:
+      max_retries(int): Default retries. Defaults to 20.
+      min_backoff(int): Default first delay, in milliseconds. Defaults to 15 seconds.
+      max_backoff(int): Longest delay, in milliseconds. Defaults to 1 day.
+    """
+
+    def __init__(self, *, max_retries: int = 20, min_backoff: int = 15_000, max_backoff: int = 86_400_000) -> None:
+        self.logger = get_logger(__name__, type(self))
+        self.max_retries = max_retries
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+
+    @property
+    def actor_options(self) -> set[str]:
+        return {
+            "max_retries",
+            "min_backoff",
+            "max_backoff",
+            "retry_backoff",
+            "discard",
+            "throws",
+            "on_retries_exhausted",
+        }
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        """Decide what follows a failure: discard, exhaust, or retry after a delay."""
+        if exception is None:
+            return
+        actor = broker.get_actor(message.actor_name)
+        options = {**actor.options, **message.options}
+        retries = message.options.get("retries", 0)
+
+        discard = ALWAYS_DISCARD + tuple(options.get("discard") or ()) + _as_tuple(options.get("throws"))
+        if isinstance(exception, discard):
+            self.logger.warning(
+                "Discarding message %s of %s after %s: not retryable.",
+                message.message_id,
+                message.actor_name,
+                type(exception).__name__,
+            )
+            message.fail()
+            from workers import dead_letters  # models load after the broker is built
+
+            dead_letters.record(message, exception, "discarded")
+            return
+
+        max_retries = options.get("max_retries", self.max_retries)
+        if retries >= max_retries:
+            message.fail()
+            from workers import dead_letters  # models load after the broker is built
+
+            if dead_letters.record(message, exception, "exhausted"):
+                _callback(options.get("on_retries_exhausted") or log_exhausted)(message, exception)
+            return
+
+        if isinstance(exception, Retry) and exception.delay is not None:
+            delay_ms = exception.delay
+        elif options.get("retry_backoff") is not None:
+            delay_ms = int(options["retry_backoff"](retries) * 1000)
+        else:
+            delay_ms = int(
+                exponential_backoff(
+                    retries,
+                    min_backoff=options.get("min_backoff", self.min_backoff),
+                    max_backoff=min(options.get("max_backoff", self.max_backoff), self.max_backoff),
+                )
+                * 1000
+            )
+        message.options["retries"] = retries + 1
+        message.options["traceback"] = traceback.format_exc(limit=30)
+        message.options["requeue_timestamp"] = int(time.time() * 1000)
+        self.logger.info("Retrying message %s of %s in %d ms.", message.message_id, message.actor_name, delay_ms)
+        broker.enqueue(message, delay=delay_ms)
+
+
+def _as_tuple(value) -> tuple:
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _callback(target: Callable | str) -> Callable:
+    return import_string(target) if isinstance(target, str) else target
