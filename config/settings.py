@@ -121,6 +121,10 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "backoffice@localhost")
 STAFF_ALERT_EMAILS = env_list("STAFF_ALERT_EMAILS", "staff@localhost")
 
+# PAYMENTS
+# The gateway class (a dotted path); the sandbox has deterministic test tokens.
+PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.gateway.SandboxGateway")
+
 # JOBS
 # The queues and their weights: a busy worker serves each queue in proportion to its weight.
 JOB_QUEUES = {"urgent": 6, "default": 3, "mailers": 2, "low": 1}

@@ -7,7 +7,9 @@ import os
 import pytest
 import redis as redis_lib
 from django.db import connection
+from dramatiq.brokers.redis import RedisBroker
 
+from workers import queues
 from workers.testing import Jobs, RedisServer, WorkerProcess, database_url
 
 
@@ -48,6 +50,16 @@ def redis_client(redis_url, settings) -> redis_lib.Redis:
 
 
 @pytest.fixture
+def redis_broker(redis_client, redis_url) -> RedisBroker:
+    """A bare RedisBroker for the test process to send messages that real workers consume."""
+    broker = RedisBroker(url=redis_url, middleware=[])
+    for name in queues.names():
+        broker.declare_queue(name)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
 def private_redis(tmp_path) -> RedisServer:
     """A Redis of the test's own, for tests that stop, kill or restart it."""
     server = RedisServer(tmp_path / "redis").start()
@@ -84,3 +96,23 @@ def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("REQUIRE_ALL_TESTS") and skipped:
         reporter.write_line(f"REQUIRE_ALL_TESTS: {len(skipped)} test(s) skipped; every service is up here.", red=True)
         session.exitstatus = 1
+
+
+@pytest.fixture
+def perform_jobs(jobs, django_capture_on_commit_callbacks):
+    """Run enqueued jobs, and what they enqueue after commit, until nothing is left.
+
+    The test's transaction never commits, so the on-commit callbacks that jobs register are
+    captured and run as if it had. Returns the number of jobs run.
+    """
+
+    def perform() -> int:
+        total = 0
+        while True:
+            with django_capture_on_commit_callbacks(execute=True) as callbacks:
+                ran = jobs.drain()
+            total += ran
+            if not ran and not callbacks:
+                return total
+
+    return perform

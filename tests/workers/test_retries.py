@@ -46,7 +46,7 @@ class PaymentRefused(PermanentError):
 
 
 @dramatiq.actor(max_retries=5, discard=(LookupError,))
-def refuses(key: str, kind: str) -> None:
+def refuse_payment(key: str, kind: str) -> None:
     attempts.append(key)
     if kind == "permanent":
         raise PaymentRefused("card expired")
@@ -131,7 +131,7 @@ def test_the_default_callback_logs_one_error_line(jobs, caplog):
 
 @pytest.mark.parametrize("kind", ["permanent", "listed", "missing"])
 def test_discarded_exceptions_are_never_retried(jobs, kind):
-    message = refuses.send("k", kind)
+    message = refuse_payment.send("k", kind)
     jobs.drain()
     assert attempts == ["k"]
     dead = DeadLetter.objects.get(message_id=message.message_id)
@@ -140,7 +140,7 @@ def test_discarded_exceptions_are_never_retried(jobs, kind):
 
 
 def test_malformed_arguments_are_dead_lettered_without_running_the_actor(jobs):
-    message = refuses.send("k", "permanent", "one too many")
+    message = refuse_payment.send("k", "permanent", "one too many")
     jobs.drain()
     assert attempts == []
     dead = DeadLetter.objects.get(message_id=message.message_id)

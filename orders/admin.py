@@ -1,0 +1,140 @@
+"""Admin for orders, products, payments and e-mails, with actions that queue jobs after commit."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db import transaction
+from django.template.response import TemplateResponse
+
+from orders.forms import StockAdjustmentForm
+from orders.models import Customer, EmailDelivery, InventoryAudit, Order, OrderItem, Payment, Product
+from orders.services.orders import order_queue_processing
+from orders.services.payments import payment_queue_retry
+from workers.enqueue import enqueue_on_commit
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by jobs: visible to staff, never edited by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["name", "email", "is_priority", "created_at"]
+    list_filter = ["is_priority"]
+    search_fields = ["name", "email"]
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["sku", "name", "price", "stock", "updated_at"]
+    search_fields = ["sku", "name"]
+    readonly_fields = ["stock"]
+    actions = ["adjust_stock"]
+
+    @admin.action(description="Adjust stock of selected products", permissions=["adjust_stock"])
+    def adjust_stock(self, request, queryset):
+        form = StockAdjustmentForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            from orders.tasks import update_inventory
+
+            with transaction.atomic():
+                for product_id in queryset.values_list("pk", flat=True):
+                    enqueue_on_commit(
+                        update_inventory, product_id, form.cleaned_data["quantity_change"], form.cleaned_data["reason"]
+                    )
+            self.message_user(request, f"{queryset.count()} stock adjustment(s) queued.", messages.SUCCESS)
+            return None
+        return TemplateResponse(
+            request,
+            "admin/orders/product/adjust_stock.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Adjust stock",
+                "form": form,
+                "products": queryset,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            },
+        )
+
+    def has_adjust_stock_permission(self, request) -> bool:
+        return request.user.has_perm("orders.adjust_stock")
+
+
+class OrderItemInline(admin.TabularInline):
+    model = OrderItem
+    extra = 0
+    autocomplete_fields = ["product"]
+
+
+class PaymentInline(admin.TabularInline):
+    model = Payment
+    extra = 0
+    can_delete = False
+    fields = ["status", "amount", "attempts", "failure_code", "gateway_reference", "updated_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ["id", "customer", "status", "total", "created_at", "processed_at", "failure_reason"]
+    list_filter = ["status", "customer__is_priority", "created_at"]
+    search_fields = ["=id", "customer__email", "customer__name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["customer"]
+    readonly_fields = ["status", "total", "processed_at", "failure_reason", "created_at"]
+    autocomplete_fields = ["customer"]
+    inlines = [OrderItemInline, PaymentInline]
+    actions = ["process_orders", "retry_failed_payments"]
+
+    @admin.action(description="Process selected orders", permissions=["process"])
+    def process_orders(self, request, queryset) -> None:
+        queued = order_queue_processing(order_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{queued} order(s) queued for processing.", messages.SUCCESS)
+
+    @admin.action(description="Retry failed payments", permissions=["retry_payment"])
+    def retry_failed_payments(self, request, queryset) -> None:
+        queued = payment_queue_retry(order_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{queued} payment(s) queued for another charge.", messages.SUCCESS)
+
+    def has_process_permission(self, request) -> bool:
+        return request.user.has_perm("orders.process_order")
+
+    def has_retry_payment_permission(self, request) -> bool:
+        return request.user.has_perm("orders.retry_payment")
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ["id", "order", "status", "amount", "attempts", "failure_code", "updated_at"]
+    list_filter = ["status"]
+    search_fields = ["=order__id", "gateway_reference"]
+    exclude = ["method_token", "idempotency_key"]
+
+
+@admin.register(InventoryAudit)
+class InventoryAuditAdmin(ReadOnlyAdmin):
+    list_display = ["processed_at", "product", "change", "stock_after", "reason", "order"]
+    list_filter = ["reason"]
+    search_fields = ["product__sku"]
+
+
+@admin.register(EmailDelivery)
+class EmailDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "key", "status", "attempts", "sent_at"]
+    list_filter = ["status"]
+    search_fields = ["key"]
+    exclude = ["body"]

@@ -1,0 +1,27 @@
+"""Domain errors of orders and payments, and whether a job may retry them."""
+
+from workers.errors import PermanentError
+
+
+class OutOfStock(PermanentError):
+    """An order or adjustment asks for more stock than there is."""
+
+
+class InvalidRequest(PermanentError):
+    """A job's arguments are well-formed but make no sense (a zero change, an empty reason)."""
+
+
+class CardExpired(PermanentError):
+    """The payment method is expired: retrying cannot succeed until the customer updates it."""
+
+
+class GatewayError(Exception):
+    """A transient payment gateway failure; the job is retried on its schedule."""
+
+
+class GatewayUnavailable(GatewayError):
+    pass
+
+
+class GatewayTimeout(GatewayError):
+    """No answer in time: the charge may or may not have happened; the idempotency key settles it."""

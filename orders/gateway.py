@@ -1,0 +1,83 @@
+"""The payment gateway interface and a sandbox implementation with deterministic test tokens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from typing import Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+from orders.errors import GatewayTimeout, GatewayUnavailable
+from orders.models import SandboxCharge
+
+CHARGED = "charged"
+INSUFFICIENT_FUNDS = "insufficient_funds"
+CARD_EXPIRED = "card_expired"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    outcome: str  # CHARGED, INSUFFICIENT_FUNDS or CARD_EXPIRED
+    reference: str = ""
+
+
+class PaymentGateway(Protocol):
+    def charge(self, *, token: str, amount: Decimal, idempotency_key: str) -> ChargeResult:
+        """Charge once per idempotency key; a repeated key returns the first result.
+
+        Raises GatewayError subclasses for transient failures.
+        """
+
+
+class SandboxGateway:
+    """A gateway that behaves by token, keeping a ledger so that tests can count charges.
+
+    Tokens: ``tok_ok`` charges; ``tok_insufficient_funds`` and ``tok_expired_card`` decline;
+    ``tok_unavailable_N`` fails with a network error on the first N calls for a key, then
+    charges; ``tok_timeout`` charges on the first call but times out before answering; and
+    ``tok_down`` never answers. Like a real provider, a key charged once is never charged again.
+    """
+
+    def charge(self, *, token: str, amount: Decimal, idempotency_key: str) -> ChargeResult:
+        with transaction.atomic():
+            SandboxCharge.objects.get_or_create(
+                idempotency_key=idempotency_key, defaults={"token": token, "amount": amount}
+            )
+            entry = SandboxCharge.objects.select_for_update().get(idempotency_key=idempotency_key)
+            entry.calls += 1
+            outcome = self._decide(entry, token)
+            if outcome == CHARGED and not entry.charged:
+                entry.charged = True
+                entry.reference = f"sbx_{uuid.uuid4().hex[:16]}"
+            entry.save()
+        if token == "tok_timeout" and entry.calls == 1:
+            raise GatewayTimeout("sandbox gateway: no answer within the timeout")
+        if outcome is None:
+            raise GatewayUnavailable("sandbox gateway: connection refused")
+        return ChargeResult(outcome=outcome, reference=entry.reference if outcome == CHARGED else "")
+
+    @staticmethod
+    def _decide(entry: SandboxCharge, token: str) -> str | None:
+        if entry.charged:
+            return CHARGED
+        if token == "tok_insufficient_funds":
+            return INSUFFICIENT_FUNDS
+        if token == "tok_expired_card":
+            return CARD_EXPIRED
+        if token == "tok_down":
+            return None
+        if token.startswith("tok_unavailable_"):
+            failures = int(token.rsplit("_", 1)[1])
+            return None if entry.calls <= failures else CHARGED
+        return CHARGED
+
+
+@cache
+def gateway() -> PaymentGateway:
+    """The configured gateway (settings.PAYMENT_GATEWAY, a dotted path)."""
+    return import_string(settings.PAYMENT_GATEWAY)()

@@ -1,0 +1,169 @@
+"""Orders, customers, products and stock audits, payments, and e-mail deliveries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+
+
+class Customer(models.Model):
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=200)
+    is_priority = models.BooleanField(default=False, help_text="Priority customers' orders go to the urgent queue.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    sku = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    stock = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(stock__gte=0), name="product_stock_not_negative"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="product_price_not_negative"),
+        ]
+        permissions = [("adjust_stock", "Can adjust stock")]
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSING = "processing"
+        AWAITING_PAYMENT = "awaiting_payment"
+        PAID = "paid"
+        PROCESSED = "processed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    payment_method_token = models.CharField(
+        max_length=100, help_text="The payment provider's opaque token; card numbers are never stored."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.TextField(blank=True)
+
+    class Meta:
+        permissions = [
+            ("process_order", "Can process orders"),
+            ("retry_payment", "Can retry failed payments"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order #{self.pk}"
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items")
+    quantity = models.IntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="order_item_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product_id}"
+
+
+class InventoryAudit(models.Model):
+    """One change of a product's stock. The unique keys make a replayed job unable to write it twice."""
+
+    class Reason(models.TextChoices):
+        ORDER_RESERVATION = "order_reservation"
+        ADJUSTMENT = "adjustment"
+        RESTOCK = "restock"
+        IMPORT = "import"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="audits")
+    change = models.IntegerField()
+    stock_after = models.IntegerField()
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.PROTECT, related_name="audits")
+    reason = models.CharField(max_length=40, choices=Reason.choices)
+    note = models.CharField(max_length=200, blank=True)
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "product", "reason"], name="audit_once_per_order_product_reason")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} {self.change:+d} ({self.reason})"
+
+
+class Payment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        CHARGED = "charged"
+        INSUFFICIENT_FUNDS = "insufficient_funds"
+        CARD_EXPIRED = "card_expired"
+        FAILED = "failed"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    method_token = models.CharField(max_length=100)
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    gateway_reference = models.CharField(max_length=100, blank=True)
+    failure_code = models.CharField(max_length=50, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Payment #{self.pk} ({self.status})"
+
+
+class EmailDelivery(models.Model):
+    """One e-mail to send, exactly once: the key names what it is for, the status says if it went."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    key = models.CharField(max_length=200, unique=True, help_text="What the mail is for, e.g. order-confirmed:42.")
+    to = models.EmailField()
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "e-mail deliveries"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class SandboxCharge(models.Model):
+    """The sandbox payment gateway's own ledger: one row per idempotency key, as a provider keeps it."""
+
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    token = models.CharField(max_length=100)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    reference = models.CharField(max_length=100, blank=True)
+    calls = models.PositiveIntegerField(default=0)
+    charged = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.idempotency_key

@@ -1,0 +1,69 @@
+"""Stock changes: adjustments and order reservations, under row locks, each with its audit row."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from orders.errors import InvalidRequest, OutOfStock
+from orders.models import InventoryAudit, Order, OrderItem, Product
+
+
+def inventory_adjust(
+    *, product_id: int, change: int, reason: str, note: str = "", idempotency_key: str | None = None
+) -> InventoryAudit:
+    """Change a product's stock by ``change`` and audit it; a repeated key changes nothing again."""
+    if isinstance(change, bool) or not isinstance(change, int) or change == 0:
+        raise InvalidRequest(f"quantity change must be a non-zero whole number, got {change!r}")
+    if reason not in InventoryAudit.Reason.values:
+        raise InvalidRequest(f"unknown reason {reason!r}; use one of {', '.join(InventoryAudit.Reason.values)}")
+    with transaction.atomic():
+        product = Product.objects.select_for_update().get(pk=product_id)
+        if idempotency_key and (done := InventoryAudit.objects.filter(idempotency_key=idempotency_key).first()):
+            return done
+        if product.stock + change < 0:
+            raise OutOfStock(
+                f"{product.sku}: stock {product.stock} cannot change by {change} (it would be {product.stock + change})"
+            )
+        product.stock += change
+        product.save(update_fields=["stock", "updated_at"])
+        return InventoryAudit.objects.create(
+            product=product,
+            change=change,
+            stock_after=product.stock,
+            reason=reason,
+            note=note[:200],
+            idempotency_key=idempotency_key,
+        )
+
+
+def stock_reserve(*, order: Order, items: list[OrderItem]) -> list[str]:
+    """Take every item's quantity out of stock, or nothing at all; returns the shortages.
+
+    Runs inside the caller's transaction. Products are locked in id order, so two orders
+    sharing products cannot deadlock.
+    """
+    wanted: dict[int, int] = {}
+    for item in items:
+        wanted[item.product_id] = wanted.get(item.product_id, 0) + item.quantity
+    products = list(Product.objects.select_for_update().filter(pk__in=wanted).order_by("pk"))
+    shortages = [
+        f"{product.sku} (ordered {wanted[product.pk]}, in stock {product.stock})"
+        for product in products
+        if product.stock < wanted[product.pk]
+    ]
+    if shortages:
+        return shortages
+    for product in products:
+        product.stock -= wanted[product.pk]
+    Product.objects.bulk_update(products, ["stock"])
+    InventoryAudit.objects.bulk_create(
+        InventoryAudit(
+            product=product,
+            change=-wanted[product.pk],
+            stock_after=product.stock,
+            order=order,
+            reason=InventoryAudit.Reason.ORDER_RESERVATION,
+        )
+        for product in products
+    )
+    return []

@@ -1,0 +1,122 @@
+"""Payments: charge through the gateway at most once, and settle the order by the outcome."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from orders import gateway as payment_gateway
+from orders.errors import CardExpired
+from orders.models import Order, Payment
+from orders.services.emails import email_queue
+from orders.services.orders import order_transition
+from workers.enqueue import enqueue_on_commit
+
+DECLINES = {
+    payment_gateway.INSUFFICIENT_FUNDS: Payment.Status.INSUFFICIENT_FUNDS,
+    payment_gateway.CARD_EXPIRED: Payment.Status.CARD_EXPIRED,
+}
+
+
+def payment_charge(*, payment_id: int) -> Payment:
+    """Charge a pending payment and settle its order.
+
+    The gateway call happens outside any transaction (no row lock is held over the network);
+    the payment's idempotency key makes a repeated or concurrent call charge once. Transient
+    gateway errors propagate so the job is retried; an insufficient-funds decline fails the
+    order and mails the customer; an expired card does the same and raises CardExpired so the
+    job is discarded.
+    """
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.status != Payment.Status.PENDING:
+            return payment
+        payment.attempts += 1
+        payment.save(update_fields=["attempts", "updated_at"])
+
+    result = payment_gateway.gateway().charge(
+        token=payment.method_token, amount=payment.amount, idempotency_key=payment.idempotency_key
+    )
+
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.status != Payment.Status.PENDING:
+            return payment
+        order = Order.objects.select_for_update().select_related("customer").get(pk=payment.order_id)
+        if result.outcome == payment_gateway.CHARGED:
+            payment.status = Payment.Status.CHARGED
+            payment.gateway_reference = result.reference
+            order_transition(order, Order.Status.PAID)
+            order_transition(order, Order.Status.PROCESSED)
+            order.processed_at = timezone.now()
+            email_queue(
+                key=f"order-confirmed:{order.pk}",
+                to=order.customer.email,
+                subject=f"Your order #{order.pk} is confirmed",
+                body=f"Hello {order.customer.name},\n\nwe received your payment of {payment.amount} "
+                f"for order #{order.pk}. It is on its way.\n",
+            )
+        else:
+            payment.status = DECLINES[result.outcome]
+            payment.failure_code = result.outcome
+            order_transition(order, Order.Status.FAILED, reason=f"Payment declined: {result.outcome.replace('_', ' ')}")
+            email_queue(
+                key=f"payment-declined:{payment.pk}",
+                to=order.customer.email,
+                subject=f"Payment for order #{order.pk} was declined",
+                body=f"Hello {order.customer.name},\n\nyour payment for order #{order.pk} was declined "
+                f"({result.outcome.replace('_', ' ')}). Please update your payment method.\n",
+            )
+        payment.save(update_fields=["status", "gateway_reference", "failure_code", "updated_at"])
+        order.save(update_fields=["status", "processed_at", "failure_reason"])
+
+    if result.outcome == payment_gateway.CARD_EXPIRED:
+        raise CardExpired(f"payment {payment.pk}: the card has expired")
+    return payment
+
+
+def payment_fail(*, payment_id: int, error: str) -> Payment:
+    """Give up on a payment whose retries ran out: fail it and its order, and alert staff."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        if payment.status != Payment.Status.PENDING:
+            return payment
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        payment.status = Payment.Status.FAILED
+        payment.failure_code = "gateway_error"
+        payment.save(update_fields=["status", "failure_code", "updated_at"])
+        order_transition(order, Order.Status.FAILED, reason=f"Payment could not be charged: {error}")
+        order.save(update_fields=["status", "failure_reason"])
+        for address in settings.STAFF_ALERT_EMAILS:
+            email_queue(
+                key=f"payment-failed-alert:{payment.pk}:{address}",
+                to=address,
+                subject=f"Payment #{payment.pk} for order #{order.pk} failed after all retries",
+                body=f"Payment #{payment.pk} (order #{order.pk}) could not be charged: {error}.\n"
+                "Use 'Retry failed payments' in the admin once the gateway is back.\n",
+            )
+    return payment
+
+
+def payment_queue_retry(*, order_ids: list[int]) -> int:
+    """Put failed payments of these orders back to pending and charge them again; returns how many.
+
+    The idempotency key stays the same: if the gateway did charge before failing to answer,
+    the retry finds that charge instead of making a second one.
+    """
+    from orders.tasks import process_payment
+
+    queued = 0
+    with transaction.atomic():
+        for payment in Payment.objects.select_for_update().filter(order_id__in=order_ids, status=Payment.Status.FAILED):
+            order = Order.objects.select_for_update().get(pk=payment.order_id)
+            order_transition(order, Order.Status.AWAITING_PAYMENT)
+            order.failure_reason = ""
+            order.save(update_fields=["status", "failure_reason"])
+            payment.status = Payment.Status.PENDING
+            payment.failure_code = ""
+            payment.save(update_fields=["status", "failure_code", "updated_at"])
+            enqueue_on_commit(process_payment, payment.pk)
+            queued += 1
+    return queued

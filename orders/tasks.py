@@ -1,0 +1,63 @@
+"""Order actors: each loads its row by id, calls one service, and lets exceptions speak."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from orders.errors import OutOfStock
+from orders.services.emails import email_deliver, email_fail
+from orders.services.inventory import inventory_adjust
+from orders.services.orders import order_process
+from orders.services.payments import payment_charge, payment_fail
+from workers import queues
+
+logger = logging.getLogger(__name__)
+
+
+@dramatiq.actor(queue_name=queues.DEFAULT, max_retries=10)
+def process_order(order_id: int) -> None:
+    order_process(order_id=order_id)
+
+
+@dramatiq.actor(queue_name=queues.DEFAULT, max_retries=10, discard=(OutOfStock,))
+def update_inventory(product_id: int, quantity_change: int, reason: str) -> None:
+    message = CurrentMessage.get_current_message()
+    inventory_adjust(
+        product_id=product_id,
+        change=quantity_change,
+        reason=reason,
+        idempotency_key=f"update_inventory:{message.message_id}" if message else None,
+    )
+
+
+def process_payment_exhausted(message, exception: BaseException) -> None:
+    payment_fail(payment_id=message.args[0], error=f"{type(exception).__name__}: {exception}")
+
+
+@dramatiq.actor(
+    queue_name=queues.URGENT,
+    max_retries=8,
+    min_backoff=5_000,
+    max_backoff=600_000,
+    on_retries_exhausted=process_payment_exhausted,
+)
+def process_payment(payment_id: int) -> None:
+    payment_charge(payment_id=payment_id)
+
+
+def send_email_exhausted(message, exception: BaseException) -> None:
+    email_fail(delivery_id=message.args[0], error=f"{type(exception).__name__}: {exception}")
+    logger.error("e-mail delivery %s failed for good: %s", message.args[0], type(exception).__name__)
+
+
+@dramatiq.actor(
+    queue_name=queues.MAILERS,
+    max_retries=5,
+    retry_backoff=lambda count: 10 * (count + 1),
+    on_retries_exhausted=send_email_exhausted,
+)
+def send_email(delivery_id: int) -> None:
+    email_deliver(delivery_id=delivery_id)
