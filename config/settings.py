@@ -172,6 +172,7 @@ DRAMATIQ_BROKER = {
         "workers.middleware.WeightedQueues",
         "workers.middleware.ArgumentCheck",
         "workers.middleware.JobLog",
+        "workers.middleware.BatchProgress",
         "workers.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",
     ],

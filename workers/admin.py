@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.html import format_html
 
 from workers import dead_letters
-from workers.models import DeadLetter
+from workers.models import Batch, DeadLetter
 
 
 @admin.register(DeadLetter)
@@ -29,3 +30,31 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     def has_replay_permission(self, request) -> bool:
         return request.user.has_perm("workers.replay_deadletter")
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "description",
+        "status",
+        "progress_bar",
+        "total",
+        "succeeded",
+        "failed",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["description"]
+    readonly_fields = [field.name for field in Batch._meta.fields] + ["progress_bar"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Progress")
+    def progress_bar(self, batch: Batch) -> str:
+        percent = round(batch.progress * 100)
+        return format_html('<progress value="{}" max="100" title="{}%"></progress> {}%', percent, percent, percent)

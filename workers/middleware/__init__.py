@@ -1,6 +1,7 @@
 """The platform's Dramatiq middleware, one concern per module."""
 
 from workers.middleware.arguments import ArgumentCheck
+from workers.middleware.batches import BatchProgress
 from workers.middleware.job_log import JobLog
 from workers.middleware.retries import Retries
 from workers.middleware.weighted_queues import WeightedQueues
@@ -10,6 +11,8 @@ __all__ = [
     "WeightedQueues",
     # Observability
     "JobLog",
+    # Progress
+    "BatchProgress",
     # Failure handling
     "ArgumentCheck",
     "Retries",
