@@ -66,5 +66,6 @@ def refuses(key: str, kind: str) -> None:
 
 @dramatiq.actor(queue_name="low")
 def slow(key: str, seconds: float) -> None:
+    started = time.time()
     time.sleep(seconds)
-    record(key)
+    record(key, started=started)
