@@ -113,6 +113,9 @@ def watch(var_dir: Path, *, grace: float = 3.0) -> None:
     print(f"embedded Redis at {ensure_running(var_dir)}" if embedded else "using REDIS_URL", flush=True)
 
     def shut_down(signum, frame):
+        # Ctrl-C reaches this process twice (SIGINT from the terminal, SIGTERM from honcho).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if embedded:
             time.sleep(grace)
             stop(var_dir)
