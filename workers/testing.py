@@ -164,6 +164,7 @@ class RedisServer:
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = Path(directory or tempfile.mkdtemp(prefix="redis-"))
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
