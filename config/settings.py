@@ -144,7 +144,16 @@ if BROKER_URL.startswith("stub:"):
 elif BROKER_URL.startswith("amqp"):
     _broker = {"BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker", "OPTIONS": {"url": BROKER_URL}}
 else:
-    _broker = {"BROKER": "dramatiq.brokers.redis.RedisBroker", "OPTIONS": {"url": REDIS_URL}}
+    _broker = {
+        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "OPTIONS": {
+            "url": REDIS_URL,
+            # A worker silent this long (in ms) is dead: its unacknowledged messages go to others.
+            "heartbeat_timeout": int(os.environ.get("REDIS_HEARTBEAT_TIMEOUT_MS", "60000")),
+            # How many broker commands in a million also run that recovery (and DLQ pruning).
+            "maintenance_chance": int(os.environ.get("REDIS_MAINTENANCE_CHANCE", "1000")),
+        },
+    }
 
 # Worker metrics over HTTP for Prometheus, one endpoint per worker host (off when unset).
 PROMETHEUS_PORT = os.environ.get("PROMETHEUS_PORT", "")
