@@ -15,7 +15,9 @@ def processed(redis_client, key: str) -> int:
     return redis_client.llen(key)
 
 
-def test_a_busy_worker_serves_queues_in_proportion_to_their_weights(start_worker, redis_broker, redis_url, redis_client):
+def test_a_busy_worker_serves_queues_in_proportion_to_their_weights(
+    start_worker, redis_broker, redis_url, redis_client
+):
     # Given 300 short jobs waiting in each queue
     for queue in queues.names():
         for _ in range(300):
