@@ -1,0 +1,52 @@
+"""The jobs dashboard: numbers from the broker and the database, behind a permission."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+
+from tests.support import tasks
+from workers.models import DeadLetter
+from workers.monitoring import queue_stats
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_dashboard_needs_the_permission(client):
+    client.force_login(User.objects.create_user("clerk", password="pw", is_staff=True))
+    assert client.get("/admin/jobs/dashboard/").status_code == 403
+
+
+def test_the_dashboard_shows_waiting_jobs_and_recent_failures(client, jobs):
+    # Given three waiting jobs, one delayed, and a recent dead letter
+    user = User.objects.create_user("ops", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_deadletter"))
+    client.force_login(user)
+    for _ in range(3):
+        tasks.noop.send("k")
+    tasks.noop.send_with_options(args=("k",), delay=60_000)
+    DeadLetter.objects.create(
+        message_id="m1", actor_name="process_payment", queue_name="urgent", message={}, reason="exhausted", error="x"
+    )
+
+    # When staff open the dashboard
+    page = client.get("/admin/jobs/dashboard/").content.decode()
+
+    # Then the default queue shows them, and the failure is listed
+    default = next(q for q in queue_stats() if q.name == "default")
+    assert (default.ready, default.delayed) == (3, 1)
+    assert '<td>default</td><td>3</td><td class="ready">3</td><td>1</td>' in page
+    assert "<td>process_payment</td><td>exhausted</td><td>1</td>" in page
+
+
+@pytest.mark.delivery
+def test_queue_stats_read_a_real_redis(redis_broker):
+    for _ in range(4):
+        redis_broker.enqueue(tasks.noop.message("k"))
+    redis_broker.enqueue(tasks.noop.message("k"), delay=60_000)
+    default = next(q for q in queue_stats(redis_broker) if q.name == "default")
+    assert (default.ready, default.delayed, default.in_progress, default.dead) == (4, 1, 0, 0)
+
+
+def test_the_admin_index_links_the_dashboard_for_those_allowed(admin_client):
+    assert 'href="/admin/jobs/dashboard/"' in admin_client.get("/admin/").content.decode()

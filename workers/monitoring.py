@@ -1,0 +1,63 @@
+"""Queue statistics for the dashboard: waiting, delayed, in progress and dead messages per queue."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name, xq_name
+
+from workers import queues
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    name: str
+    weight: int
+    ready: int
+    delayed: int
+    in_progress: int | None  # None where the broker cannot tell
+    dead: int
+
+
+def queue_stats(broker: dramatiq.Broker | None = None) -> list[QueueStats]:
+    """One row per configured queue, heaviest first."""
+    broker = broker or dramatiq.get_broker()
+    weights = queues.weights()
+    return [QueueStats(name, weights[name], *_counts(broker, name)) for name in queues.names()]
+
+
+def live_workers(broker: dramatiq.Broker | None = None) -> int | None:
+    """Worker processes whose heartbeat is fresh (Redis only; None elsewhere)."""
+    broker = broker or dramatiq.get_broker()
+    if not isinstance(broker, RedisBroker):
+        return None
+    now_ms = int(time.time() * 1000)
+    return broker.client.zcount(f"{broker.namespace}:__heartbeats__", now_ms - broker.heartbeat_timeout, "+inf")
+
+
+def _counts(broker: dramatiq.Broker, name: str) -> tuple[int, int, int | None, int]:
+    if isinstance(broker, RedisBroker):
+        key = f"{broker.namespace}:{name}"
+        pipe = broker.client.pipeline(transaction=False)
+        pipe.llen(key)
+        pipe.llen(f"{broker.namespace}:{dq_name(name)}")
+        pipe.zcard(f"{broker.namespace}:{xq_name(name)}")
+        ready, delayed, dead = pipe.execute()
+        acks = broker.client.scan_iter(match=f"{broker.namespace}:__acks__.*.{name}", count=1000)
+        return ready, delayed, sum(broker.client.scard(ack) for ack in acks), dead
+    if isinstance(broker, RabbitmqBroker):
+        ready, delayed, dead = broker.get_queue_message_counts(name)
+        return ready, delayed, None, dead
+    if isinstance(broker, StubBroker):
+        return (
+            broker.queues[name].qsize() if name in broker.queues else 0,
+            broker.queues[dq_name(name)].qsize() if dq_name(name) in broker.queues else 0,
+            None,
+            len(broker.dead_letters_by_queue.get(name, [])),
+        )
+    return 0, 0, None, 0
