@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from workers.models import Batch, BatchJob
+from workers.outbox import outbox_add
 
 
 def batch_open(
@@ -51,13 +52,8 @@ def batch_add(batch: Batch, messages: Iterable[dramatiq.Message], *, broker: dra
             for message in tagged
         )
         Batch.objects.filter(pk=batch.pk).update(total=F("total") + len(tagged), pending=F("pending") + len(tagged))
-        transaction.on_commit(lambda: _send(broker, tagged))
+        outbox_add(tagged, broker=broker)
     return len(tagged)
-
-
-def _send(broker: dramatiq.Broker, messages: list[dramatiq.Message]) -> None:
-    for message in messages:
-        broker.enqueue(message)
 
 
 def batch_seal(batch: Batch) -> None:

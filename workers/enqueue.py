@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
-from django.db import transaction
 
 from workers import queues
+from workers.outbox import outbox_add
 
 
 def build_message(actor: dramatiq.Actor, args: tuple, kwargs: dict, *, queue: str | None = None) -> dramatiq.Message:
@@ -29,14 +29,15 @@ def enqueue_on_commit(
     """Send the job once the current transaction commits; drop it if it rolls back.
 
     A worker must never see a row that does not exist yet, so every enqueue that follows a
-    database write goes through here. Outside a transaction it sends at once.
+    database write goes through here. The job is written to the outbox in the same
+    transaction, so a broker that is down at commit time delays it instead of losing it.
+    Outside a transaction it sends at once.
 
     Parameters:
       queue: Route to this configured queue instead of the actor's own.
       delay: Wait this long before the job may run, in milliseconds.
     """
-    message = build_message(actor, args, kwargs, queue=queue)
-    transaction.on_commit(lambda: actor.broker.enqueue(message, delay=delay), using=using)
+    outbox_add([build_message(actor, args, kwargs, queue=queue)], delay=delay, broker=actor.broker, using=using)
 
 
 def enqueue_rollback_unsafe(

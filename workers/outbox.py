@@ -1,0 +1,75 @@
+"""The transactional outbox: jobs commit with the data they are about, and reach the broker after.
+
+``transaction.on_commit`` alone loses a job when the broker is unreachable at the moment of
+the commit, or the process dies right after it. Here each job is first written as an
+``OutboxMessage`` row in the same transaction; once the transaction commits, the rows are sent
+and deleted at once (the fast path), and whatever could not be sent is sent later by
+``outbox_relay``, which the scheduler runs every minute. A job is therefore sent at least once
+and never before its data exists; jobs are written to be safe to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import dramatiq
+from django.db import transaction
+from django.utils import timezone
+from dramatiq import Message
+
+from workers.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+#: Rows younger than this are left to the fast path of the process that wrote them.
+RELAY_AFTER = timedelta(seconds=30)
+
+
+def outbox_add(
+    messages: list[Message], *, delay: int | None = None, broker: dramatiq.Broker | None = None, using=None
+) -> None:
+    """Send the messages once the current transaction commits; outside one, send them now."""
+    broker = broker or dramatiq.get_broker()
+    if not transaction.get_connection(using).in_atomic_block:
+        for message in messages:
+            broker.enqueue(message, delay=delay)
+        return
+    rows = OutboxMessage.objects.using(using).bulk_create(
+        OutboxMessage(message=_as_json(message), delay=delay) for message in messages
+    )
+    transaction.on_commit(lambda: _send(rows, broker, using=using), using=using)
+
+
+def outbox_relay(
+    *, older_than: timedelta = RELAY_AFTER, limit: int = 1000, broker: dramatiq.Broker | None = None
+) -> int:
+    """Send what the fast path could not (the broker was down, the process died); returns how many."""
+    broker = broker or dramatiq.get_broker()
+    with transaction.atomic():
+        rows = list(
+            OutboxMessage.objects.select_for_update(skip_locked=True)
+            .filter(created_at__lt=timezone.now() - older_than)
+            .order_by("pk")[:limit]
+        )
+        return _send(rows, broker)
+
+
+def _send(rows: list[OutboxMessage], broker: dramatiq.Broker, using=None) -> int:
+    sent = []
+    for row in rows:
+        try:
+            broker.enqueue(Message(**row.message), delay=row.delay)
+        except Exception:
+            logger.warning(
+                "Could not send %d outbox message(s); the relay will send them.", len(rows) - len(sent), exc_info=True
+            )
+            break
+        sent.append(row.pk)
+    OutboxMessage.objects.using(using).filter(pk__in=sent).delete()
+    return len(sent)
+
+
+def _as_json(message: Message) -> dict:
+    data = message.asdict()
+    return {**data, "args": list(data["args"])}
