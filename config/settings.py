@@ -129,6 +129,8 @@ PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.gateway.SandboxGatew
 # JOBS
 # The queues and their weights: a busy worker serves each queue in proportion to its weight.
 JOB_QUEUES = {"urgent": 6, "default": 3, "mailers": 2, "low": 1}
+# Dead letters and finished batches older than this many days are pruned every night.
+JOB_RECORD_RETENTION_DAYS = int(os.environ.get("JOB_RECORD_RETENTION_DAYS", "30"))
 
 # BROKER_URL chooses the broker: unset means Redis at REDIS_URL, amqp://... means RabbitMQ,
 # stub:// means Dramatiq's in-memory StubBroker (the test suite's own process).
@@ -189,8 +191,16 @@ DRAMATIQ_BROKER = {
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 
-# The scheduler's leader lock, so that two schedulers never double a run.
-DRAMATIQ_CRONTAB = {"REDIS_URL": REDIS_URL}
+# The scheduler's leader lock, so that two schedulers never double a run. A second scheduler
+# waits this long (in seconds) for the lock, then says another one is running and exits.
+DRAMATIQ_CRONTAB = {
+    "REDIS_URL": REDIS_URL,
+    "LOCK_BLOCKING_TIMEOUT": int(os.environ.get("SCHEDULER_LOCK_WAIT", "15")),
+}
+
+# REPORTS
+# Who gets the daily report by mail; empty: nobody, the report is only stored.
+REPORT_RECIPIENTS = env_list("REPORT_RECIPIENTS", "staff@localhost")
 
 # LOGGING
 # https://docs.djangoproject.com/en/5.2/topics/logging/
@@ -202,5 +212,9 @@ LOGGING = {
     "filters": {"redact": {"()": "workers.redaction.RedactingFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # The scheduler renews its lock every few seconds; a line for each would drown the rest.
+        "apscheduler.executors.default": {"level": "WARNING"},
+    },
 }

@@ -1,0 +1,78 @@
+"""Admin for reports: the list, a detail page with the figures and a chart, and a regenerate action."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+
+from reports.charts import daily_charts
+from reports.formats import product_rows, summary_rows
+from reports.models import Report, ReportMail
+from reports.selectors import report_daily_series
+from reports.services.daily import report_daily_queue_regeneration
+
+#: How many days up to a report its chart shows.
+CHART_DAYS = 30
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    list_display = ["date", "type", "orders", "revenue", "average_order_value", "generated_at"]
+    list_filter = ["type"]
+    date_hierarchy = "date"
+    fields = ["type", "date", "generated_at"]
+    readonly_fields = fields
+    actions = ["regenerate"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Orders")
+    def orders(self, report: Report) -> int:
+        return report.data.get("orders", 0)
+
+    @admin.display(description="Revenue")
+    def revenue(self, report: Report) -> str:
+        return report.data.get("revenue", "")
+
+    @admin.display(description="Average order value")
+    def average_order_value(self, report: Report) -> str:
+        return report.data.get("average_order_value", "")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        report = self.get_object(request, unquote(object_id))
+        if report is not None:
+            series = report_daily_series(end=report.date, days=CHART_DAYS)
+            extra_context = {
+                **(extra_context or {}),
+                "summary": summary_rows(report.data),
+                "products": product_rows(report.data),
+                "charts": daily_charts(series, last=report.date, days=CHART_DAYS),
+                "can_regenerate": self.has_regenerate_permission(request),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Regenerate selected reports", permissions=["regenerate"])
+    def regenerate(self, request, queryset) -> None:
+        queued = report_daily_queue_regeneration(days=list(queryset.values_list("date", flat=True)))
+        self.message_user(request, f"{queued} report(s) queued to be generated again.", messages.SUCCESS)
+
+    def has_regenerate_permission(self, request) -> bool:
+        return request.user.has_perm("reports.regenerate_report")
+
+
+@admin.register(ReportMail)
+class ReportMailAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "key", "status", "attempts", "sent_at"]
+    list_filter = ["status"]
+    search_fields = ["key"]
+    readonly_fields = [field.name for field in ReportMail._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

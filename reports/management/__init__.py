@@ -1,0 +1,1 @@
+"""Report commands and their shared argument handling."""

@@ -1,0 +1,1 @@
+"""Report services: the work itself, in plain functions, tested without a broker."""

@@ -1,0 +1,90 @@
+"""The report mail: queued once per report, sent once, with an HTML body and the CSV attached."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from reports.formats import product_rows, report_csv, report_table, report_title, summary_rows
+from reports.models import Report, ReportMail
+from workers.enqueue import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+
+def report_mail_key(report: Report) -> str:
+    return f"report-mailed:{report.type}:{report.date.isoformat()}"
+
+
+def report_mail_queue(*, report: Report) -> ReportMail | None:
+    """Record the report's mail and send it after commit; a report is never mailed twice.
+
+    The unique key decides, so two runs at once queue one mail. Returns None when
+    ``settings.REPORT_RECIPIENTS`` is empty: then nobody gets it.
+    """
+    recipients = list(settings.REPORT_RECIPIENTS)
+    if not recipients:
+        logger.info("no REPORT_RECIPIENTS: %s is not mailed", report)
+        return None
+    mail, created = ReportMail.objects.get_or_create(
+        key=report_mail_key(report), defaults={"report": report, "recipients": recipients}
+    )
+    if created:
+        from reports.tasks import send_report_mail
+
+        enqueue_on_commit(send_report_mail, mail.pk)
+    return mail
+
+
+def report_mail_send(*, mail_id: int) -> ReportMail:
+    """Send the mail unless it was sent already; the figures are the report's as they are now.
+
+    The row stays locked while the mail goes out, so a second delivery of the job waits and
+    then finds it sent.
+    """
+    with transaction.atomic():
+        mail = ReportMail.objects.select_for_update(of=("self",)).select_related("report").get(pk=mail_id)
+        if mail.status == ReportMail.Status.SENT:
+            return mail
+        mail.attempts += 1
+        report_email(mail.report, to=mail.recipients).send()
+        mail.status = ReportMail.Status.SENT
+        mail.sent_at = timezone.now()
+        mail.error = ""
+        mail.save(update_fields=["status", "sent_at", "attempts", "error"])
+    return mail
+
+
+def report_mail_fail(*, mail_id: int, error: str) -> ReportMail:
+    """Mark a mail as failed for good (its retries are exhausted)."""
+    with transaction.atomic():
+        mail = ReportMail.objects.select_for_update().get(pk=mail_id)
+        if mail.status == ReportMail.Status.PENDING:
+            mail.status = ReportMail.Status.FAILED
+            mail.error = error[:2000]
+            mail.save(update_fields=["status", "error"])
+    return mail
+
+
+def report_email(report: Report, *, to: list[str]) -> EmailMultiAlternatives:
+    """The mail of a report: a text body, the same as HTML, and the figures as a CSV file."""
+    data = report.data
+    context = {
+        "title": report_title(report),
+        "summary": summary_rows(data),
+        "products": product_rows(data),
+    }
+    message = EmailMultiAlternatives(
+        subject=f"{report_title(report)}: {data['orders']} orders, revenue {data['revenue']}",
+        body=report_table(report),
+        to=to,
+    )
+    message.attach_alternative(render_to_string("reports/daily_report_email.html", context), "text/html")
+    # A byte order mark, so that a spreadsheet opens the UTF-8 product names as UTF-8.
+    message.attach(f"daily-report-{report.date.isoformat()}.csv", report_csv(report).encode("utf-8-sig"), "text/csv")
+    return message

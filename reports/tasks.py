@@ -1,0 +1,44 @@
+"""Report actors and their schedule: each takes plain values, calls one service, lets exceptions speak."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import dramatiq
+from django.utils import timezone
+from dramatiq.middleware import CurrentMessage
+from dramatiq_crontab import cron
+
+from reports.periods import day_before, parse_day
+from reports.services.daily import report_daily_build
+from reports.services.mail import report_mail_fail, report_mail_send
+from workers import queues
+
+
+@cron("5 0 * * *")
+@dramatiq.actor(queue_name=queues.LOW, max_retries=5)
+def generate_daily_report(date: str | None = None, force: bool = False, mail: bool = True) -> None:
+    """The daily report of ``date`` (YYYY-MM-DD), by default of the day before the job was sent."""
+    day = parse_day(date) if date else day_before(_sent_at())
+    report_daily_build(day=day, force=force, mail=mail)
+
+
+def _sent_at() -> datetime:
+    # The scheduler sends at 00:05; a job that waits in the queue past the next midnight must
+    # still report the day before it was sent, not the day before it ran.
+    message = CurrentMessage.get_current_message()
+    return message.message_datetime if message else timezone.now()
+
+
+def send_report_mail_exhausted(message, exception: BaseException) -> None:
+    report_mail_fail(mail_id=message.args[0], error=f"{type(exception).__name__}: {exception}")
+
+
+@dramatiq.actor(
+    queue_name=queues.MAILERS,
+    max_retries=5,
+    retry_backoff=lambda count: 60 * (count + 1),
+    on_retries_exhausted=send_report_mail_exhausted,
+)
+def send_report_mail(mail_id: int) -> None:
+    report_mail_send(mail_id=mail_id)

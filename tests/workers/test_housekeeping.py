@@ -1,0 +1,98 @@
+"""Housekeeping: old job records pruned, dead workers' messages back on their queues, both on a schedule."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq_crontab import scheduler
+
+from tests.support import tasks
+from workers.housekeeping import dead_workers_requeue, job_records_prune
+from workers.models import Batch, BatchJob, DeadLetter
+from workers.tasks import prune_job_records, requeue_dead_workers_messages
+
+
+def dead_letter(message_id: str, *, days_ago: int) -> DeadLetter:
+    row = DeadLetter.objects.create(
+        message_id=message_id, actor_name="noop", queue_name="default", message={}, reason="exhausted", error="x"
+    )
+    DeadLetter.objects.filter(pk=row.pk).update(failed_at=timezone.now() - timedelta(days=days_ago))
+    return row
+
+
+def batch(description: str, *, finished_days_ago: int | None, jobs: int = 2) -> Batch:
+    finished_at = None if finished_days_ago is None else timezone.now() - timedelta(days=finished_days_ago)
+    row = Batch.objects.create(description=description, finished_at=finished_at, sealed=True)
+    BatchJob.objects.bulk_create(
+        BatchJob(batch=row, message_id=f"{description}-{n}", actor_name="noop") for n in range(jobs)
+    )
+    Batch.objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(days=90))
+    return row
+
+
+@pytest.mark.django_db
+def test_pruning_deletes_old_dead_letters_and_finished_batches_and_keeps_running_ones():
+    # Given dead letters and batches on either side of 30 days, and a batch still running for 90
+    for n in range(5):
+        dead_letter(f"old-{n}", days_ago=31)
+    dead_letter("recent", days_ago=29)
+    batch("old", finished_days_ago=45)
+    batch("recent", finished_days_ago=3)
+    batch("running", finished_days_ago=None)
+
+    # When job records older than 30 days are pruned, two rows at a time
+    deleted = job_records_prune(older_than=timedelta(days=30), chunk_size=2)
+
+    # Then only the old ones are gone, with their batch jobs
+    assert deleted == {"dead_letters": 5, "batches": 1}
+    assert list(DeadLetter.objects.values_list("message_id", flat=True)) == ["recent"]
+    assert sorted(Batch.objects.values_list("description", flat=True)) == ["recent", "running"]
+    assert BatchJob.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_the_prune_job_keeps_the_configured_number_of_days(perform_jobs, settings):
+    settings.JOB_RECORD_RETENTION_DAYS = 7
+    dead_letter("eight", days_ago=8)
+    dead_letter("six", days_ago=6)
+    prune_job_records.send()
+    perform_jobs()
+    assert list(DeadLetter.objects.values_list("message_id", flat=True)) == ["six"]
+
+
+def test_the_messages_a_dead_worker_held_go_back_to_their_queue(redis_broker, redis_client, redis_url):
+    # Given a worker that fetched two jobs and then fell silent, and a live worker busy with one
+    sent = [redis_broker.enqueue(tasks.noop.message(f"held-{n}")) for n in range(2)]
+    redis_broker.enqueue(tasks.slow.message("busy", 0.0))
+    dead, live = RedisBroker(url=redis_url, middleware=[]), RedisBroker(url=redis_url, middleware=[])
+    assert len(dead.do_fetch("default", 2)) == 2 and len(live.do_fetch("low", 1)) == 1
+    assert redis_broker.do_fetch("default", 10) == []
+    redis_client.zadd("dramatiq:__heartbeats__", {dead.broker_id: 0})  # last heard of at the epoch
+
+    # When housekeeping puts back the messages of dead workers
+    requeued = dead_workers_requeue(broker=redis_broker)
+
+    # Then the dead worker's two jobs are on their queue again for any worker, the live worker
+    # keeps its own, and the dead worker is forgotten
+    assert requeued == 2
+    again = [Message.decode(data).message_id for data in redis_broker.do_fetch("default", 10)]
+    assert sorted(again) == sorted(message.message_id for message in sent)
+    assert redis_broker.do_fetch("low", 10) == []
+    assert redis_client.zscore("dramatiq:__heartbeats__", dead.broker_id) is None
+    assert dead_workers_requeue(broker=redis_broker) == 0
+
+
+def test_brokers_that_recover_by_themselves_need_nothing():
+    assert dead_workers_requeue(broker=StubBroker()) == 0
+
+
+@pytest.mark.parametrize(("actor", "queue"), [(prune_job_records, "low"), (requeue_dead_workers_messages, "default")])
+def test_the_scheduler_sends_the_housekeeping_jobs(jobs, actor, queue):
+    [entry] = [job for job in scheduler.get_jobs() if job.name == actor.actor_name]
+    entry.func(*entry.args, **entry.kwargs)
+    jobs.assert_enqueued(actor, queue=queue, count=1)
