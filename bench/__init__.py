@@ -1,0 +1,1 @@
+"""Benchmarks of the job platform: `python -m bench [NAME...]` runs scenarios and records their figures."""
