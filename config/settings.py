@@ -184,6 +184,7 @@ DRAMATIQ_BROKER = {
         "workers.middleware.WeightedQueues",
         "workers.middleware.ArgumentCheck",
         "workers.middleware.JobLog",
+        "workers.middleware.UniqueJobs",
         "workers.middleware.BatchProgress",
         "workers.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",

@@ -10,6 +10,7 @@ from django.utils import timezone
 from dramatiq import Message
 
 from workers.models import DeadLetter
+from workers.outbox import outbox_add
 
 
 def record(message, exception: BaseException, reason: str) -> bool:
@@ -53,7 +54,7 @@ def replay(dead_letter: DeadLetter, *, broker: dramatiq.Broker | None = None) ->
         locked.replayed_at = timezone.now()
         locked.replayed_message_id = message.message_id
         locked.save(update_fields=["replayed_at", "replayed_message_id"])
-        transaction.on_commit(lambda: broker.enqueue(message))
+        outbox_add([message], broker=broker)
     return message.message_id
 
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from dramatiq import Message
 
+from workers.bulk import CHUNK_SIZE, chunked, enqueue_many
 from workers.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,7 @@ def outbox_add(
     """Send the messages once the current transaction commits; outside one, send them now."""
     broker = broker or dramatiq.get_broker()
     if not transaction.get_connection(using).in_atomic_block:
-        for message in messages:
-            broker.enqueue(message, delay=delay)
+        enqueue_many(messages, delay=delay, broker=broker)
         return
     rows = OutboxMessage.objects.using(using).bulk_create(
         OutboxMessage(message=_as_json(message), delay=delay) for message in messages
@@ -56,18 +56,27 @@ def outbox_relay(
 
 
 def _send(rows: list[OutboxMessage], broker: dramatiq.Broker, using=None) -> int:
-    sent = []
-    for row in rows:
+    """Send the rows in bulk, a chunk at a time, deleting each chunk once the broker has it."""
+    sent = 0
+    for chunk in chunked(rows, CHUNK_SIZE):
         try:
-            broker.enqueue(Message(**row.message), delay=row.delay)
+            for delay, group in _by_delay(chunk):
+                enqueue_many([Message(**row.message) for row in group], delay=delay, broker=broker)
         except Exception:
             logger.warning(
-                "Could not send %d outbox message(s); the relay will send them.", len(rows) - len(sent), exc_info=True
+                "Could not send %d outbox message(s); the relay will send them.", len(rows) - sent, exc_info=True
             )
             break
-        sent.append(row.pk)
-    OutboxMessage.objects.using(using).filter(pk__in=sent).delete()
-    return len(sent)
+        OutboxMessage.objects.using(using).filter(pk__in=[row.pk for row in chunk]).delete()
+        sent += len(chunk)
+    return sent
+
+
+def _by_delay(rows: list[OutboxMessage]) -> list[tuple[int | None, list[OutboxMessage]]]:
+    groups: dict[int | None, list[OutboxMessage]] = {}
+    for row in rows:
+        groups.setdefault(row.delay, []).append(row)
+    return list(groups.items())
 
 
 def _as_json(message: Message) -> dict:

@@ -1,4 +1,4 @@
-"""Platform actors on a schedule: prune old job records, recover the messages of dead workers."""
+"""Platform actors on a schedule: prune old job records, recover dead workers' messages, relay the outbox."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dramatiq_crontab import cron
 
 from workers import queues
 from workers.housekeeping import dead_workers_requeue, job_records_prune
+from workers.outbox import outbox_relay
 
 
 @cron("30 3 * * *")
@@ -24,3 +25,10 @@ def prune_job_records() -> None:
 @dramatiq.actor(queue_name=queues.DEFAULT, max_retries=0, max_age=60_000)
 def requeue_dead_workers_messages() -> None:
     dead_workers_requeue()
+
+
+# Every minute: jobs whose commit-time send failed (the broker was down) go out within a minute.
+@cron("* * * * *")
+@dramatiq.actor(queue_name=queues.DEFAULT, max_retries=0, max_age=60_000)
+def relay_outbox() -> None:
+    outbox_relay()

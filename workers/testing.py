@@ -30,6 +30,8 @@ from dramatiq.broker import MessageProxy
 from dramatiq.common import dq_name, q_name
 from dramatiq.middleware import SkipMessage
 
+from workers.middleware.unique import UniqueJobs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -91,7 +93,11 @@ class Jobs:
         assert not seen, f"expected no jobs, found {seen}"
 
     def clear(self) -> None:
+        """Empty the queues and the dead letters, and forget the unique jobs' locks."""
         self.broker.flush_all()
+        for middleware in self.broker.middleware:
+            if isinstance(middleware, UniqueJobs):
+                middleware.reset()
         for dead in self.broker.dead_letters_by_queue.values():
             dead.clear()
 
@@ -113,6 +119,13 @@ class Jobs:
             self._process(message)
             processed += 1
         return processed
+
+    def run_next(self) -> bool:
+        """Run the next waiting job only (a delayed one as if its time had come); False if none waits."""
+        message = self._next_message()
+        if message is not None:
+            self._process(message)
+        return message is not None
 
     def _next_message(self) -> MessageProxy | None:
         for queue_name in sorted(self.broker.queues, key=lambda name: name != q_name(name)):

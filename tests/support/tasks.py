@@ -69,3 +69,39 @@ def slow(key: str, seconds: float) -> None:
     started = time.time()
     time.sleep(seconds)
     record(key, started=started)
+
+
+@dramatiq.actor(queue_name="default", unique="until_executed", max_retries=2, retry_backoff=lambda retries: 0.1)
+def unique_flaky(key: str, failures: int = 0) -> None:
+    """A unique job that fails its first ``failures`` attempts."""
+    record(key)
+    if len(recorded(key)) <= failures:
+        raise ConnectionError("the far side is down")
+
+
+@dramatiq.actor(queue_name="default", unique="until_executed", unique_key=lambda order_id, note="": str(order_id))
+def unique_per_order(order_id: int, note: str = "") -> None:
+    record(f"order-{order_id}", note=note)
+
+
+@dramatiq.actor(queue_name="default", unique="until_started")
+def unique_until_started(key: str) -> None:
+    """Records whether a twin sent while this one runs is queued (it should be)."""
+    try:
+        unique_until_started.send(key)
+        record(key, twin="queued")
+    except Exception as error:
+        record(key, twin=type(error).__name__)
+
+
+@dramatiq.actor(queue_name="default", unique="while_executing", unique_requeue_delay=200)
+def unique_exclusive(key: str, seconds: float) -> None:
+    started = time.time()
+    time.sleep(seconds)
+    record(key, started=started, ended=time.time())
+
+
+@dramatiq.actor(queue_name="low", unique="until_executed", unique_ttl=5000)
+def unique_slow(key: str, seconds: float) -> None:
+    time.sleep(seconds)
+    record(key)

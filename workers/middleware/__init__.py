@@ -4,6 +4,7 @@ from workers.middleware.arguments import ArgumentCheck
 from workers.middleware.batches import BatchProgress
 from workers.middleware.job_log import JobLog
 from workers.middleware.retries import Retries
+from workers.middleware.unique import UniqueJobs
 from workers.middleware.weighted_queues import WeightedQueues
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "WeightedQueues",
     # Observability
     "JobLog",
+    # Uniqueness
+    "UniqueJobs",
     # Progress
     "BatchProgress",
     # Failure handling
