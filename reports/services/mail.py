@@ -6,10 +6,9 @@ import logging
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
 
+from orders.services.emails import mail_fail, mail_send_once
 from reports.formats import product_rows, report_csv, report_table, report_title, summary_rows
 from reports.models import Report, ReportMail
 from workers.enqueue import enqueue_on_commit
@@ -42,33 +41,15 @@ def report_mail_queue(*, report: Report) -> ReportMail | None:
 
 
 def report_mail_send(*, mail_id: int) -> ReportMail:
-    """Send the mail unless it was sent already; the figures are the report's as they are now.
-
-    The row stays locked while the mail goes out, so a second delivery of the job waits and
-    then finds it sent.
-    """
-    with transaction.atomic():
-        mail = ReportMail.objects.select_for_update(of=("self",)).select_related("report").get(pk=mail_id)
-        if mail.status == ReportMail.Status.SENT:
-            return mail
-        mail.attempts += 1
-        report_email(mail.report, to=mail.recipients).send()
-        mail.status = ReportMail.Status.SENT
-        mail.sent_at = timezone.now()
-        mail.error = ""
-        mail.save(update_fields=["status", "sent_at", "attempts", "error"])
-    return mail
+    """Send the mail unless it was sent already; the figures are the report's as they are now."""
+    return mail_send_once(
+        ReportMail.objects.select_related("report"), mail_id, lambda mail: report_email(mail.report, to=mail.recipients)
+    )
 
 
 def report_mail_fail(*, mail_id: int, error: str) -> ReportMail:
     """Mark a mail as failed for good (its retries are exhausted)."""
-    with transaction.atomic():
-        mail = ReportMail.objects.select_for_update().get(pk=mail_id)
-        if mail.status == ReportMail.Status.PENDING:
-            mail.status = ReportMail.Status.FAILED
-            mail.error = error[:2000]
-            mail.save(update_fields=["status", "error"])
-    return mail
+    return mail_fail(ReportMail.objects.all(), mail_id, error)
 
 
 def report_email(report: Report, *, to: list[str]) -> EmailMultiAlternatives:
