@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import psycopg
 import redis
 
 from bench.workloads import counter
@@ -157,10 +158,14 @@ def counting_env(redis_url: str, jobs: int) -> dict[str, str]:
     return {**os.environ, "BENCH_REDIS_URL": redis_url, "BENCH_EXPECTED_JOBS": str(jobs), "PYTHONPATH": str(BASE_DIR)}
 
 
-def project_env(base: dict[str, str], *, var_dir: Path, redis_url: str) -> dict[str, str]:
+def project_env(
+    base: dict[str, str], *, var_dir: Path, redis_url: str, scratch_database_name: str | None = None
+) -> dict[str, str]:
     """The project's settings as in production (DEBUG off, INFO logs), with the bench app and a private VAR_DIR.
 
-    The database is SQLite in ``var_dir`` unless DATABASE_URL is set (PostgreSQL, say).
+    The database is SQLite in ``var_dir`` unless DATABASE_URL is set (PostgreSQL, say); with
+    ``scratch_database_name`` a PostgreSQL DATABASE_URL is replaced by a fresh database of that
+    name beside it, so a bench never touches the data of the one configured.
     """
     env = {
         **base,
@@ -173,8 +178,19 @@ def project_env(base: dict[str, str], *, var_dir: Path, redis_url: str) -> dict[
         "LOG_LEVEL": "INFO",
     }
     env.setdefault("DATABASE_URL", f"sqlite:///{var_dir / 'db.sqlite3'}")
+    if scratch_database_name and env["DATABASE_URL"].startswith("postgres"):
+        env["DATABASE_URL"] = scratch_database(env["DATABASE_URL"], scratch_database_name)
     env.pop("BROKER_URL", None)
     return env
+
+
+def scratch_database(url: str, name: str) -> str:
+    """A new, empty PostgreSQL database beside the one in ``url``, so the bench never touches its data."""
+    base, _, _ = url.rpartition("/")
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}"
 
 
 def migrate(env: dict[str, str], *, log_path: Path) -> None:

@@ -33,6 +33,16 @@ def machine_info() -> dict[str, str]:
     return info
 
 
+def machine_section(**extra: str) -> str:
+    """The "Machine:" part of a scenario's section: ``machine_info`` and any facts of its own."""
+    return "Machine:\n\n" + "\n".join(f"- {key}: {value}" for key, value in {**machine_info(), **extra}.items())
+
+
+def database_label() -> str:
+    """Which database a scenario ran on, for its method text."""
+    return "PostgreSQL, a scratch database" if os.environ.get("DATABASE_URL") else "SQLite in a temporary VAR_DIR"
+
+
 def _cpu_model() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()

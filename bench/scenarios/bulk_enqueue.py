@@ -72,7 +72,7 @@ def run(options: Options) -> None:
             report.table(["ratio", "measured", "target", "verdict"], verdict, markdown=True),
             "How it is measured:\n\n" + METHOD.format(jobs=jobs, chunk=CHUNK_SIZE, repeat=options.repeat),
             "Each run (seconds):\n\n" + report.table(["sending", "runs"], each, markdown=True),
-            "Machine:\n\n" + "\n".join(f"- {key}: {value}" for key, value in report.machine_info().items()),
+            report.machine_section(),
         ]
     )
     report.write_section(options.doc, "bulk_enqueue", body)

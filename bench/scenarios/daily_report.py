@@ -44,7 +44,9 @@ def run(options: Options) -> None:
     orders = options.jobs or DEFAULT_ORDERS
     workdir = options.workdir
     var_dir = workdir / "report-var"
-    env = harness.project_env(dict(os.environ), var_dir=var_dir, redis_url="redis://unused")
+    env = harness.project_env(
+        dict(os.environ), var_dir=var_dir, redis_url="redis://unused", scratch_database_name="bench_report"
+    )
     stub_env = {**env, "BROKER_URL": "stub://"}
     harness.migrate(env, log_path=workdir / "report-migrate.log")
 
@@ -160,7 +162,7 @@ def _report(options: Options, orders: int, day: date, queries: list[dict], backf
     )
     if options.doc is None:
         return
-    database = "PostgreSQL (DATABASE_URL)" if os.environ.get("DATABASE_URL") else "SQLite in a temporary VAR_DIR"
+    database = report.database_label()
     each = [
         ["one day: report ms", "  ".join(f"{q['report_ms']:.2f}" for q in queries)],
         ["one day: raw SQL ms", "  ".join(f"{q['raw_ms']:.2f}" for q in queries)],
@@ -178,7 +180,7 @@ def _report(options: Options, orders: int, day: date, queries: list[dict], backf
             report.table(backfill_headers, backfill_rows, markdown=True),
             "How it is measured:\n\n" + method,
             "Each run:\n\n" + report.table(["figure", "runs"], each, markdown=True),
-            "Machine:\n\n" + "\n".join(f"- {key}: {value}" for key, value in report.machine_info().items()),
+            report.machine_section(),
         ]
     )
     section = "daily_report" if database.startswith("SQLite") else "daily_report_postgresql"

@@ -75,13 +75,15 @@ def run(options: Options) -> None:
     """Run every system ``options.repeat`` times, taking turns; print and save the medians."""
     jobs = options.jobs or DEFAULT_JOBS
     var_dir = options.workdir / "noop-var"
-    setup_env = harness.project_env(dict(os.environ), var_dir=var_dir, redis_url="redis://unused")
+    setup_env = harness.project_env(
+        dict(os.environ), var_dir=var_dir, redis_url="redis://unused", scratch_database_name="bench_noop"
+    )
     harness.migrate(setup_env, log_path=options.workdir / "noop-migrate.log")
     runs = {system.key: Runs() for system in SYSTEMS}
     server_version = ""
     for round_ in range(1, options.repeat + 1):
         for system in SYSTEMS:
-            enqueue_s, work_s, cpu_us, server_version = _run_once(system, jobs, options, round_, var_dir)
+            enqueue_s, work_s, cpu_us, server_version = _run_once(system, jobs, options, round_, setup_env)
             runs[system.key].enqueue.append(enqueue_s)
             runs[system.key].work.append(work_s)
             runs[system.key].cpu_us.append(cpu_us)
@@ -94,13 +96,17 @@ def run(options: Options) -> None:
 
 
 def _run_once(
-    system: System, jobs: int, options: Options, round_: int, var_dir: Path
+    system: System, jobs: int, options: Options, round_: int, setup_env: dict[str, str]
 ) -> tuple[float, float, float, str]:
     directory = options.workdir / f"noop-{system.key}-{round_}"
     with harness.private_redis(directory / "redis") as server:
         env = harness.counting_env(server.url, jobs)
         if system.django:
-            env = harness.project_env(env, var_dir=var_dir, redis_url=server.url)
+            env = harness.project_env(
+                {**env, "DATABASE_URL": setup_env["DATABASE_URL"]},
+                var_dir=Path(setup_env["VAR_DIR"]),
+                redis_url=server.url,
+            )
         enqueue_s = harness.enqueue(
             system.module, jobs, env=env, log_path=directory / "enqueue.log", django=system.django
         )
@@ -143,8 +149,7 @@ def _report(runs: dict[str, Runs], jobs: int, options: Options, server_version: 
     print("\n" + report.table(headers, rows) + "\n\n" + report.table(target_headers, targets), flush=True)
     if options.doc is None:
         return
-    database = "PostgreSQL (DATABASE_URL)" if os.environ.get("DATABASE_URL") else "SQLite in a temporary VAR_DIR"
-    machine = {**report.machine_info(), "redis-server": server_version}
+    database = report.database_label()
     each = [[s.label, _joined(runs[s.key].work, 2), _joined(runs[s.key].cpu_us, 0)] for s in SYSTEMS]
     body = "\n\n".join(
         [
@@ -154,7 +159,7 @@ def _report(runs: dict[str, Runs], jobs: int, options: Options, server_version: 
             "How it is measured:\n\n"
             + METHOD.format(threads=options.threads, jobs=jobs, repeat=options.repeat, database=database),
             "Each run:\n\n" + report.table(["system", "seconds", "worker CPU us/job"], each, markdown=True),
-            "Machine:\n\n" + "\n".join(f"- {key}: {value}" for key, value in machine.items()),
+            report.machine_section(**{"redis-server": server_version}),
         ]
     )
     report.write_section(options.doc, "noop", body)

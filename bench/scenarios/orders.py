@@ -6,8 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import psycopg
-
 from bench import harness, report
 from bench.harness import Options
 
@@ -38,9 +36,9 @@ def _run_once(orders: int, options: Options, round_: int) -> dict:
     directory = options.workdir / f"orders-{round_}"
     var_dir = directory / "var"
     var_dir.mkdir(parents=True)
-    env = harness.project_env(dict(os.environ), var_dir=var_dir, redis_url="redis://unused")
-    if env["DATABASE_URL"].startswith("postgres"):
-        env["DATABASE_URL"] = _scratch_database(env["DATABASE_URL"], "bench_orders")
+    env = harness.project_env(
+        dict(os.environ), var_dir=var_dir, redis_url="redis://unused", scratch_database_name="bench_orders"
+    )
     env["EMAIL_BACKEND"] = "django.core.mail.backends.dummy.EmailBackend"
     harness.migrate(env, log_path=directory / "migrate.log")
     workload = [sys.executable, "-m", "bench.workloads.orders"]
@@ -75,15 +73,6 @@ def _run_once(orders: int, options: Options, round_: int) -> dict:
     return result
 
 
-def _scratch_database(url: str, name: str) -> str:
-    """A new, empty PostgreSQL database beside the one in ``url``, so the bench never touches its data."""
-    base, _, _ = url.rpartition("/")
-    with psycopg.connect(url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return f"{base}/{name}"
-
-
 def _report(runs: list[dict], orders: int, options: Options) -> None:
     seconds = harness.median([r["seconds"] for r in runs])
     headers = ["orders", "seconds", "orders/s", "p50 latency s", "p95 latency s", "charged", "mails sent"]
@@ -101,7 +90,7 @@ def _report(runs: list[dict], orders: int, options: Options) -> None:
     print("\n" + report.table(headers, rows), flush=True)
     if options.doc is None:
         return
-    database = "PostgreSQL, a scratch database" if os.environ.get("DATABASE_URL") else "SQLite in a temporary VAR_DIR"
+    database = report.database_label()
     body = "\n\n".join(
         [
             f"## orders: {orders:,} orders end to end through real workers",
@@ -110,7 +99,7 @@ def _report(runs: list[dict], orders: int, options: Options) -> None:
             + METHOD.format(
                 database=database, orders=orders, processes=PROCESSES, threads=options.threads, repeat=options.repeat
             ),
-            "Machine:\n\n" + "\n".join(f"- {key}: {value}" for key, value in report.machine_info().items()),
+            report.machine_section(),
         ]
     )
     report.write_section(options.doc, "orders", body)
