@@ -90,6 +90,14 @@ TEMPLATES = [
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
+# UPLOADS
+# https://docs.djangoproject.com/en/5.2/ref/settings/#media-root
+# Uploaded files (product CSVs to import) live here; they are not served by the application.
+MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_URL = "media/"
+# The largest product CSV the admin accepts, in bytes.
+IMPORT_MAX_UPLOAD_BYTES = int(float(os.environ.get("IMPORT_MAX_UPLOAD_MB", "50")) * 1024 * 1024)
+
 # DATABASES
 # https://docs.djangoproject.com/en/5.2/ref/settings/#databases
 # SQLite runs in WAL mode with IMMEDIATE transactions so that several worker processes and

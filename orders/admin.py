@@ -1,16 +1,30 @@
-"""Admin for orders, products, payments and e-mails, with actions that queue jobs after commit."""
+"""Admin for orders, products, imports, payments and e-mails, with actions that queue jobs after commit."""
 
 from __future__ import annotations
+
+from pathlib import PurePath
 
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db import transaction
 from django.template.response import TemplateResponse
 
-from orders.forms import StockAdjustmentForm
-from orders.models import Customer, EmailDelivery, InventoryAudit, Order, OrderItem, Payment, Product
+from orders.forms import ImportForm, StockAdjustmentForm
+from orders.models import (
+    Customer,
+    EmailDelivery,
+    Import,
+    ImportRowError,
+    InventoryAudit,
+    Order,
+    OrderItem,
+    Payment,
+    Product,
+)
+from orders.services.imports import import_start
 from orders.services.orders import order_queue_processing
 from orders.services.payments import payment_queue_retry
+from workers.admin import progress_bar
 from workers.enqueue import enqueue_on_commit
 
 
@@ -138,3 +152,97 @@ class EmailDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["key"]
     exclude = ["body"]
+
+
+class ImportRowErrorInline(admin.TabularInline):
+    model = ImportRowError
+    extra = 0
+    can_delete = False
+    fields = ["row", "column", "message"]
+    readonly_fields = fields
+    verbose_name_plural = "row errors (the first 1,000)"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        # Row errors are part of their import: who may see the import sees them.
+        return request.user.has_perm("orders.view_import") or request.user.has_perm("orders.run_import")
+
+
+@admin.register(Import)
+class ImportAdmin(admin.ModelAdmin):
+    """Upload a products CSV (with the run_import permission) and follow its job; nothing is edited later."""
+
+    form = ImportForm
+    list_display = [
+        "id",
+        "file_name",
+        "status",
+        "dry_run",
+        "progress",
+        "processed_rows",
+        "total_rows",
+        "created_count",
+        "updated_count",
+        "invalid_rows",
+        "error_count",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "dry_run"]
+    list_select_related = ["created_by"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "file_name",
+        "status",
+        "dry_run",
+        "progress",
+        "total_rows",
+        "processed_rows",
+        "created_count",
+        "updated_count",
+        "invalid_rows",
+        "error_count",
+        "failure_message",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ]
+    inlines = [ImportRowErrorInline]
+
+    def get_fields(self, request, obj=None):
+        return ["file", "dry_run"] if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.has_perm("orders.run_import")
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return super().has_view_permission(request, obj) or request.user.has_perm("orders.run_import")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj: Import, form, change: bool) -> None:
+        obj.created_by = request.user
+        import_start(product_import=obj)
+
+    @admin.display(description="File")
+    def file_name(self, product_import: Import) -> str:
+        return PurePath(product_import.file.name).name
+
+    @admin.display(description="Progress")
+    def progress(self, product_import: Import) -> str:
+        return progress_bar(product_import.progress)
+

@@ -15,6 +15,10 @@ class CardExpired(PermanentError):
     """The payment method is expired: retrying cannot succeed until the customer updates it."""
 
 
+class ImportFileUnusable(PermanentError):
+    """An import's file cannot be read as a products CSV (empty, binary, not UTF-8, a bad header)."""
+
+
 class GatewayError(Exception):
     """A transient payment gateway failure; the job is retried on its schedule."""
 

@@ -1,10 +1,25 @@
-"""Admin forms for orders and products."""
+"""Admin forms for orders, products and product imports."""
 
 from __future__ import annotations
 
-from django import forms
+from pathlib import PurePath
 
-from orders.models import InventoryAudit
+from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+
+from orders.models import Import, InventoryAudit
+
+#: What browsers call a .csv file: Excel on Windows registers it as an Excel type.
+CSV_CONTENT_TYPES = {
+    "text/csv",
+    "text/plain",
+    "text/x-csv",
+    "text/comma-separated-values",
+    "application/csv",
+    "application/x-csv",
+    "application/vnd.ms-excel",
+}
 
 
 class StockAdjustmentForm(forms.Form):
@@ -18,3 +33,34 @@ class StockAdjustmentForm(forms.Form):
         if change == 0:
             raise forms.ValidationError("A change of zero changes nothing.")
         return change
+
+
+class ImportForm(forms.ModelForm):
+    """A products CSV to upload: no larger than IMPORT_MAX_UPLOAD_BYTES, named .csv, and text."""
+
+    class Meta:
+        model = Import
+        fields = ["file", "dry_run"]
+        help_texts = {
+            "file": "A UTF-8 CSV with the columns sku, name, price and stock. Products are created or updated by sku.",
+        }
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.IMPORT_MAX_UPLOAD_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(f"The file is {_size(upload.size)}; uploads are limited to {_size(limit)}.")
+        if PurePath(upload.name).suffix.lower() != ".csv":
+            raise forms.ValidationError(f"Upload a .csv file; {upload.name} is not one.")
+        content_type = getattr(upload, "content_type", None)
+        if content_type and content_type.split(";")[0].strip().lower() not in CSV_CONTENT_TYPES:
+            raise forms.ValidationError(f"Upload a CSV file; this one was sent as {content_type}.")
+        start = upload.read(8192)
+        upload.seek(0)
+        if b"\x00" in start:
+            raise forms.ValidationError("This file is binary (it contains NUL bytes), not a CSV.")
+        return upload
+
+
+def _size(size: int) -> str:
+    return filesizeformat(size).replace("\xa0", " ")

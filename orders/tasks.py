@@ -9,6 +9,7 @@ from dramatiq.middleware import CurrentMessage
 
 from orders.errors import OutOfStock
 from orders.services.emails import email_deliver, email_fail
+from orders.services.imports import import_fail, import_run
 from orders.services.inventory import inventory_adjust
 from orders.services.orders import order_process
 from orders.services.payments import payment_charge, payment_fail
@@ -61,3 +62,19 @@ def send_email_exhausted(message, exception: BaseException) -> None:
 )
 def send_email(delivery_id: int) -> None:
     email_deliver(delivery_id=delivery_id)
+
+
+def import_data_exhausted(message, exception: BaseException) -> None:
+    import_fail(import_id=message.args[0], message=f"Retries exhausted: {type(exception).__name__}: {exception}")
+
+
+@dramatiq.actor(
+    queue_name=queues.LOW,
+    max_retries=5,
+    time_limit=3_600_000,
+    on_retries_exhausted=import_data_exhausted,
+    unique="until_executed",
+)
+def import_data(import_id: int) -> None:
+    import_run(import_id=import_id)
+

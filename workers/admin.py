@@ -56,5 +56,10 @@ class BatchAdmin(admin.ModelAdmin):
 
     @admin.display(description="Progress")
     def progress_bar(self, batch: Batch) -> str:
-        percent = round(batch.progress * 100)
-        return format_html('<progress value="{}" max="100" title="{}%"></progress> {}%', percent, percent, percent)
+        return progress_bar(batch.progress)
+
+
+def progress_bar(fraction: float) -> str:
+    """A progress bar with its percentage, for a share done from 0.0 to 1.0 (batches, imports)."""
+    percent = round(fraction * 100)
+    return format_html('<progress value="{}" max="100" title="{}%"></progress> {}%', percent, percent, percent)

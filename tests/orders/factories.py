@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 from decimal import Decimal
 
-from orders.models import Customer, Order, OrderItem, Product
+from django.core.files.base import ContentFile
+
+from orders.models import Customer, Import, Order, OrderItem, Product
 
 _sequence = itertools.count(1)
 
@@ -28,3 +30,12 @@ def make_order(*, items: list[tuple[Product, int]] | None = None, token: str = "
     for product, quantity in items if items is not None else [(make_product(), 1)]:
         OrderItem.objects.create(order=order, product=product, quantity=quantity, unit_price=product.price)
     return order
+
+
+def products_csv(*rows: str, header: str = "sku,name,price,stock", newline: str = "\n") -> bytes:
+    """A products CSV in UTF-8 from its lines, the header first."""
+    return newline.join([header, *rows, ""]).encode()
+
+
+def make_import(content: bytes, *, name: str = "products.csv", **fields) -> Import:
+    return Import.objects.create(file=ContentFile(content, name=name), **fields)

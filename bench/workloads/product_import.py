@@ -1,0 +1,163 @@
+"""A products CSV, and three ways to load it for the imports benchmark.
+
+``python -m bench.workloads.product_import generate PATH ROWS`` writes the file (no Django).
+With Django's settings in the environment (PostgreSQL), ``project PATH``, ``copy PATH``,
+``copy-upsert PATH`` and ``naive PATH N`` empty the products table and load the file (or its
+first N rows) one way; ``project`` and ``copy-upsert`` then load it a second time, when every
+product exists, and ``project`` a third time as a dry run (reading and checking only). Prints
+JSON: for each pass, the rows loaded and the seconds it took; the project's import adds its
+counts and the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import random
+import resource
+import time
+from decimal import Decimal
+from pathlib import Path
+
+COLOURS = ["red", "blue", "green", "black", "white", "oak", "steel", "glass"]
+THINGS = ["mug", "plate", "bowl", "lamp", "chair", "shelf", "vase", "clock"]
+COPY_COLUMNS = "sku, name, price, stock"
+
+
+def generate(path: Path, rows: int, *, seed: int = 2026) -> int:
+    """Write ``rows`` products as a spreadsheet would: every tenth name quoted with a comma in it."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write("sku,name,price,stock\n")
+        for start in range(0, rows, 10_000):
+            lines = []
+            for n in range(start, min(start + 10_000, rows)):
+                name = f"{rng.choice(COLOURS)} {rng.choice(THINGS)} {n}"
+                if n % 10 == 0:
+                    name = f'"{name}, large"'
+                lines.append(f"SKU-{n:08d},{name},{rng.randrange(99, 99_999) / 100:.2f},{rng.randrange(0, 500)}\n")
+            out.write("".join(lines))
+    return path.stat().st_size
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("method", choices=["generate", "project", "copy", "copy-upsert", "naive"])
+    parser.add_argument("path", type=Path)
+    parser.add_argument("rows", type=int, nargs="?", default=0, help="generate: rows to write; naive: rows to load")
+    args = parser.parse_args(argv)
+    if args.method == "generate":
+        print(json.dumps({"rows": args.rows, "bytes": generate(args.path, args.rows)}))
+        return
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE orders_product RESTART IDENTITY CASCADE")
+    if args.method == "project":
+        passes = {"new": project(args.path), "existing": project(args.path), "dry": project(args.path, dry_run=True)}
+    elif args.method == "copy-upsert":
+        passes = {"new": copy_upsert(args.path), "existing": copy_upsert(args.path)}
+    elif args.method == "copy":
+        passes = {"new": copy(args.path)}
+    else:
+        passes = {"new": naive(args.path, args.rows)}
+    print(json.dumps(passes))
+
+
+def project(path: Path, *, dry_run: bool = False) -> dict:
+    """The project's import: an Import row for the file, then ``import_run``, as the actor runs it."""
+    from django.core.files import File
+
+    from orders.models import Import
+    from orders.services.imports import CHUNK_ROWS, import_run
+
+    with open(path, "rb") as source:
+        product_import = Import.objects.create(file=File(source, name="products.csv"), dry_run=dry_run)
+    rss_before = _peak_rss_mb()
+    started = time.perf_counter()
+    done = import_run(import_id=product_import.pk)
+    seconds = time.perf_counter() - started
+    return {
+        "rows": done.processed_rows,
+        "seconds": seconds,
+        "status": done.status,
+        "created": done.created_count,
+        "updated": done.updated_count,
+        "errors": done.error_count,
+        "chunk_rows": CHUNK_ROWS,
+        "peak_rss_mb_before": rss_before,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def copy(path: Path) -> dict:
+    """COPY of the file itself into the (empty) products table; ``updated_at`` from a column default."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE orders_product ALTER COLUMN updated_at SET DEFAULT now()")
+        started = time.perf_counter()
+        with transaction.atomic():
+            _copy_file(cursor, f"COPY orders_product ({COPY_COLUMNS}) FROM STDIN WITH (FORMAT csv, HEADER true)", path)
+        seconds = time.perf_counter() - started
+        cursor.execute("ALTER TABLE orders_product ALTER COLUMN updated_at DROP DEFAULT")
+        cursor.execute("SELECT count(*) FROM orders_product")
+        (rows,) = cursor.fetchone()
+    return {"rows": rows, "seconds": seconds}
+
+
+def copy_upsert(path: Path) -> dict:
+    """COPY into a staging table, then one INSERT ... ON CONFLICT DO UPDATE: the import's effect in SQL."""
+    from django.db import connection, transaction
+
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE products_staging (sku text, name text, price numeric(12, 2), stock integer) "
+            "ON COMMIT DROP"
+        )
+        _copy_file(cursor, f"COPY products_staging ({COPY_COLUMNS}) FROM STDIN WITH (FORMAT csv, HEADER true)", path)
+        cursor.execute(
+            f"INSERT INTO orders_product ({COPY_COLUMNS}, updated_at) "
+            f"SELECT {COPY_COLUMNS}, now() FROM products_staging "
+            "ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price, "
+            "stock = EXCLUDED.stock, updated_at = EXCLUDED.updated_at"
+        )
+        rows = cursor.rowcount
+    return {"rows": rows, "seconds": time.perf_counter() - started}
+
+
+def naive(path: Path, rows: int) -> dict:
+    """``update_or_create`` per row, as a first attempt would do it, for the first ``rows`` rows."""
+    from orders.models import Product
+
+    with open(path, encoding="utf-8", newline="") as source:
+        sample = list(itertools.islice(csv.DictReader(source), rows))
+    started = time.perf_counter()
+    for row in sample:
+        Product.objects.update_or_create(
+            sku=row["sku"], defaults={"name": row["name"], "price": Decimal(row["price"]), "stock": int(row["stock"])}
+        )
+    return {"rows": len(sample), "seconds": time.perf_counter() - started}
+
+
+def _copy_file(cursor, statement: str, path: Path) -> None:
+    with cursor.cursor.copy(statement) as copy, open(path, "rb") as source:
+        while block := source.read(1024 * 1024):
+            copy.write(block)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Product imports: read an uploaded CSV as a stream and upsert its products chunk by chunk, resumably."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders.errors import ImportFileUnusable
+from orders.models import Import, ImportRowError
+from orders.product_csv import Columns, ProductCsv, ProductRow, RowError, row_check
+from orders.services.products import products_upsert
+from workers.enqueue import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+#: Rows checked and saved per transaction: the most a crash can make a retry read again.
+CHUNK_ROWS = 5_000
+#: Row errors kept per import; all of them are counted.
+ROW_ERRORS_KEPT = 1_000
+
+
+@dataclass
+class Chunk:
+    """Rows read since the last commit: the valid ones, the errors of the others, and how many in all."""
+
+    rows: list[ProductRow] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    invalid: int = 0
+    size: int = 0
+
+
+def import_start(*, product_import: Import) -> Import:
+    """Save a new import and queue its job after commit."""
+    from orders.tasks import import_data
+
+    with transaction.atomic():
+        product_import.save()
+        enqueue_on_commit(import_data, product_import.pk)
+    return product_import
+
+
+def import_run(*, import_id: int, chunk_rows: int = CHUNK_ROWS) -> Import:
+    """Import the file's products, resuming after the last committed chunk; a finished import is left alone.
+
+    The whole file is read once first: an unusable file (empty, binary, not UTF-8, not CSV, a
+    wrong header) fails the import before any product changes, and raises ImportFileUnusable so
+    the job is not retried. Then each chunk of rows is checked and its products, errors,
+    counters and resume point are saved in one transaction, so a retry after a crash skips
+    what was committed and counts nothing twice. A dry run checks every row and writes no
+    product. Rows with errors are skipped; the first ``ROW_ERRORS_KEPT`` errors are kept.
+    """
+    product_import = _import_begin(import_id)
+    if product_import.status != Import.Status.RUNNING:
+        return product_import
+    try:
+        with _open(product_import) as stream:
+            source = ProductCsv(stream)
+            if product_import.total_rows is None:
+                product_import.total_rows = source.rows_count()
+                Import.objects.filter(pk=import_id).update(total_rows=product_import.total_rows)
+            columns = source.header()
+            if product_import.resume_offset:
+                source.seek(offset=product_import.resume_offset, row=product_import.resume_row)
+            finished = _import_chunks(product_import, source, columns, chunk_rows)
+    except ImportFileUnusable as error:
+        import_fail(import_id=import_id, message=str(error))
+        raise
+    return _import_finish(import_id) if finished else Import.objects.get(pk=import_id)
+
+
+def import_fail(*, import_id: int, message: str) -> Import:
+    """Fail an import that has not finished, with the reason; what it committed stays."""
+    with transaction.atomic():
+        product_import = Import.objects.select_for_update().get(pk=import_id)
+        if product_import.status in (Import.Status.PENDING, Import.Status.RUNNING):
+            product_import.status = Import.Status.FAILED
+            product_import.failure_message = message
+            product_import.finished_at = timezone.now()
+            product_import.save(update_fields=["status", "failure_message", "finished_at"])
+            logger.warning("import %s failed after %s rows: %s", import_id, product_import.processed_rows, message)
+    return product_import
+
+
+def _import_begin(import_id: int) -> Import:
+    with transaction.atomic():
+        product_import = Import.objects.select_for_update().get(pk=import_id)
+        if product_import.status == Import.Status.PENDING:
+            product_import.status = Import.Status.RUNNING
+            product_import.started_at = timezone.now()
+            product_import.save(update_fields=["status", "started_at"])
+        elif product_import.status == Import.Status.RUNNING:
+            logger.info("import %s was started before; it goes on after row %s", import_id, product_import.resume_row)
+    return product_import
+
+
+def _open(product_import: Import):
+    try:
+        return product_import.file.open("rb")
+    except FileNotFoundError:
+        raise ImportFileUnusable(f"The file {product_import.file.name} is missing from storage.") from None
+
+
+def _import_chunks(product_import: Import, source: ProductCsv, columns: Columns, chunk_rows: int) -> bool:
+    """Check and save the rows after the resume point; False if another run of the import got ahead."""
+    committed = product_import.processed_rows
+    chunk = Chunk()
+    for values in source.rows():
+        checked = row_check(values, columns, source.row)
+        if isinstance(checked, ProductRow):
+            chunk.rows.append(checked)
+        else:
+            chunk.errors.extend(checked)
+            chunk.invalid += 1
+        chunk.size += 1
+        if chunk.size == chunk_rows:
+            if not _chunk_commit(product_import, chunk, committed=committed, source=source):
+                return False
+            committed += chunk.size
+            chunk = Chunk()
+    return not chunk.size or _chunk_commit(product_import, chunk, committed=committed, source=source)
+
+
+def _chunk_commit(product_import: Import, chunk: Chunk, *, committed: int, source: ProductCsv) -> bool:
+    """Save a chunk's products, errors, counters and resume point together, if no other run got ahead."""
+    with transaction.atomic():
+        locked = Import.objects.select_for_update().get(pk=product_import.pk)
+        if locked.status != Import.Status.RUNNING or locked.processed_rows != committed:
+            logger.warning(
+                "import %s: expected %s rows done, found %s (%s); this run stops",
+                locked.pk,
+                committed,
+                locked.processed_rows,
+                locked.status,
+            )
+            return False
+        created, updated = (0, 0) if locked.dry_run else products_upsert(chunk.rows)
+        room = max(0, ROW_ERRORS_KEPT - locked.error_count)
+        ImportRowError.objects.bulk_create(
+            ImportRowError(product_import=locked, row=error.row, column=error.column, message=error.message)
+            for error in chunk.errors[:room]
+        )
+        locked.processed_rows += chunk.size
+        locked.created_count += created
+        locked.updated_count += updated
+        locked.invalid_rows += chunk.invalid
+        locked.error_count += len(chunk.errors)
+        locked.resume_offset = source.offset
+        locked.resume_row = source.row
+        locked.save(
+            update_fields=[
+                "processed_rows",
+                "created_count",
+                "updated_count",
+                "invalid_rows",
+                "error_count",
+                "resume_offset",
+                "resume_row",
+            ]
+        )
+    return True
+
+
+def _import_finish(import_id: int) -> Import:
+    with transaction.atomic():
+        product_import = Import.objects.select_for_update().get(pk=import_id)
+        if product_import.status == Import.Status.RUNNING:
+            product_import.status = Import.Status.COMPLETED
+            product_import.finished_at = timezone.now()
+            product_import.save(update_fields=["status", "finished_at"])
+            logger.info(
+                "import %s completed: %s rows, %s created, %s updated, %s skipped with %s errors%s",
+                import_id,
+                product_import.processed_rows,
+                product_import.created_count,
+                product_import.updated_count,
+                product_import.invalid_rows,
+                product_import.error_count,
+                " (dry run)" if product_import.dry_run else "",
+            )
+    return product_import

@@ -1,0 +1,123 @@
+"""The import admin: staff with the permission upload a CSV and follow its progress and row errors."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from orders.models import Import, Product
+from orders.tasks import import_data
+from tests.orders.factories import make_import, products_csv
+
+pytestmark = pytest.mark.django_db
+
+ADD_URL = "admin:orders_import_add"
+
+
+def staff(client, *codenames: str) -> User:
+    user = User.objects.create_user("clerk", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=["view_import", *codenames]))
+    client.force_login(user)
+    return user
+
+
+def upload(client, content: bytes, *, name: str = "products.csv", content_type: str = "text/csv", dry_run=False):
+    data = {"file": SimpleUploadedFile(name, content, content_type=content_type)}
+    if dry_run:
+        data["dry_run"] = "on"
+    return client.post(reverse(ADD_URL), data)
+
+
+def test_staff_with_the_permission_upload_a_csv_and_its_job_is_queued_after_commit(
+    client, jobs, perform_jobs, django_capture_on_commit_callbacks
+):
+    # Given a clerk who may run imports
+    user = staff(client, "run_import")
+    assert 'type="file"' in client.get(reverse(ADD_URL)).content.decode()
+
+    # When they upload a CSV
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(client, products_csv("MUG-1,Mug,7.50,4", "BAD-1,Bad,x,1"))
+
+    # Then the import is saved as theirs and its job queued once
+    assert response.status_code == 302
+    product_import = Import.objects.get()
+    assert (product_import.created_by, product_import.status, product_import.dry_run) == (user, "pending", False)
+    jobs.assert_enqueued(import_data, product_import.pk, queue="low", count=1)
+
+    # And once it has run, the list and the page show its progress and the row errors
+    perform_jobs()
+    listing = client.get(reverse("admin:orders_import_changelist")).content.decode()
+    assert '<progress value="100" max="100" title="100%"></progress> 100%' in listing
+    page = client.get(reverse("admin:orders_import_change", args=[product_import.pk])).content.decode()
+    assert "&#x27;x&#x27; is not a number such as 12.50" in page
+    assert Product.objects.get().sku == "MUG-1"
+
+
+def test_a_dry_run_upload_is_saved_as_one(client, jobs, django_capture_on_commit_callbacks):
+    staff(client, "run_import")
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, products_csv("MUG-1,Mug,7.50,4"), dry_run=True)
+    assert Import.objects.get().dry_run is True
+
+
+def test_without_the_permission_nobody_uploads(client, jobs, django_capture_on_commit_callbacks):
+    # Given a clerk who may only look at imports
+    staff(client)
+    assert "orders/import/add/" not in client.get(reverse("admin:orders_import_changelist")).content.decode()
+
+    # When they try to upload anyway
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(client, products_csv("MUG-1,Mug,7.50,4"))
+
+    # Then they are refused and nothing is saved or queued
+    assert response.status_code == 403
+    assert client.get(reverse(ADD_URL)).status_code == 403
+    assert not Import.objects.exists()
+    jobs.assert_nothing_enqueued()
+
+
+def test_an_upload_over_the_limit_is_refused_with_the_sizes(client, jobs, settings):
+    # Given a limit of 100 bytes
+    settings.IMPORT_MAX_UPLOAD_BYTES = 100
+    staff(client, "run_import")
+
+    # When a clerk uploads 150 bytes
+    response = upload(client, products_csv(*["MUG-1,Mug,1.00,1"] * 8))
+
+    # Then the form says why, and nothing is saved or queued
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["file"] == [
+        "The file is 157 bytes; uploads are limited to 100 bytes."
+    ]
+    assert not Import.objects.exists()
+    jobs.assert_nothing_enqueued()
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "content", "error"),
+    [
+        (
+            "products.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            b"PK\x03\x04",
+            "Upload a .csv file; products.xlsx is not one.",
+        ),
+        ("products.csv", "image/png", b"\x89PNG\r\n", "Upload a CSV file; this one was sent as image/png."),
+        ("products.csv", "text/csv", b"sku\x00n\x00", "This file is binary (it contains NUL bytes), not a CSV."),
+    ],
+)
+def test_a_file_that_is_not_a_csv_is_refused(client, jobs, name, content_type, content, error):
+    staff(client, "run_import")
+    response = upload(client, content, name=name, content_type=content_type)
+    assert response.context["adminform"].form.errors["file"] == [error]
+    assert not Import.objects.exists()
+
+
+def test_a_running_import_shows_how_far_it_got(client):
+    staff(client)
+    make_import(products_csv("MUG-1,Mug,1,1"), status=Import.Status.RUNNING, total_rows=200, processed_rows=50)
+    listing = client.get(reverse("admin:orders_import_changelist")).content.decode()
+    assert '<progress value="25" max="100" title="25%"></progress> 25%' in listing
