@@ -7,11 +7,13 @@ from pathlib import PurePath
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db import transaction
+from django.db.models import Count
 from django.template.response import TemplateResponse
 
 from orders.forms import ImportForm, StockAdjustmentForm
 from orders.models import (
     Customer,
+    Dataset,
     EmailDelivery,
     Import,
     ImportRowError,
@@ -19,8 +21,11 @@ from orders.models import (
     Order,
     OrderItem,
     Payment,
+    PriceBatch,
+    PriceBatchItem,
     Product,
 )
+from orders.services.datasets import dataset_start
 from orders.services.imports import import_start
 from orders.services.orders import order_queue_processing
 from orders.services.payments import payment_queue_retry
@@ -246,3 +251,83 @@ class ImportAdmin(admin.ModelAdmin):
     def progress(self, product_import: Import) -> str:
         return progress_bar(product_import.progress)
 
+
+class PriceBatchItemInline(admin.TabularInline):
+    model = PriceBatchItem
+    extra = 3
+    raw_id_fields = ["product"]
+    fields = ["product", "new_price", "old_price", "applied_at"]
+    readonly_fields = ["old_price", "applied_at"]
+
+
+@admin.register(PriceBatch)
+class PriceBatchAdmin(admin.ModelAdmin):
+    """Price changes entered as a batch, then applied by one job per item, with the batch's progress."""
+
+    list_display = ["description", "item_count", "status", "progress", "created_by", "created_at", "started_at"]
+    list_select_related = ["job_batch", "created_by"]
+    readonly_fields = ["job_batch", "created_by", "started_at", "status", "progress"]
+    inlines = [PriceBatchItemInline]
+    actions = ["process_batches"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(item_total=Count("items"))
+
+    def save_model(self, request, obj: PriceBatch, form, change: bool) -> None:
+        obj.created_by = obj.created_by or request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Process selected price batches", permissions=["process"])
+    def process_batches(self, request, queryset) -> None:
+        from orders.tasks import process_batch
+
+        pending = list(queryset.filter(job_batch__isnull=True).values_list("pk", flat=True))
+        with transaction.atomic():
+            for batch_id in pending:
+                enqueue_on_commit(process_batch, batch_id)
+        self.message_user(request, f"{len(pending)} price batch(es) queued.", messages.SUCCESS)
+
+    def has_process_permission(self, request) -> bool:
+        return request.user.has_perm("orders.process_pricebatch")
+
+    @admin.display(description="Items", ordering="item_total")
+    def item_count(self, batch: PriceBatch) -> int:
+        return batch.item_total
+
+    @admin.display(description="Status")
+    def status(self, batch: PriceBatch) -> str:
+        return batch.job_batch.get_status_display() if batch.job_batch else "not started"
+
+    @admin.display(description="Progress")
+    def progress(self, batch: PriceBatch) -> str:
+        return progress_bar(batch.job_batch.progress) if batch.job_batch else "-"
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    """A sweep over every order, started on save (with the run_dataset permission), one chunk per job."""
+
+    list_display = ["description", "operation", "status", "progress_bar", "processed", "total", "finished_at"]
+    list_filter = ["status", "operation"]
+    readonly_fields = ["status", "progress_bar", "total", "processed", "cursor", "created_at", "finished_at"]
+
+    def get_fields(self, request, obj=None):
+        return (
+            ["description", "operation", "chunk_size"]
+            if obj is None
+            else ["description", "operation"] + [*self.readonly_fields]
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.has_perm("orders.run_dataset")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj: Dataset, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        dataset_start(dataset_id=obj.pk)
+
+    @admin.display(description="Progress")
+    def progress_bar(self, dataset: Dataset) -> str:
+        return progress_bar(dataset.progress)

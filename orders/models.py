@@ -1,4 +1,4 @@
-"""Orders, customers, products and stock audits, payments, e-mail deliveries, and product imports."""
+"""Orders, customers, products and stock audits, payments, e-mail deliveries, imports, price batches, datasets."""
 
 from __future__ import annotations
 
@@ -236,3 +236,74 @@ class ImportRowError(models.Model):
     def __str__(self) -> str:
         return f"row {self.row} {self.column}: {self.message}"
 
+
+class PriceBatch(models.Model):
+    """A batch of price changes, applied by one job per item and followed as one workers ``Batch``."""
+
+    description = models.CharField(max_length=200)
+    job_batch = models.OneToOneField(
+        "workers.Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="price_batch"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "price batches"
+        permissions = [("process_pricebatch", "Can process price batches")]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class PriceBatchItem(models.Model):
+    """One product's new price; ``applied_at`` is set once, so a redelivered job changes nothing."""
+
+    batch = models.ForeignKey(PriceBatch, on_delete=models.CASCADE, related_name="items")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
+    new_price = models.DecimalField(max_digits=12, decimal_places=2)
+    old_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "product"], name="price_batch_item_once_per_product"),
+            models.CheckConstraint(condition=Q(new_price__gte=0), name="price_batch_item_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} -> {self.new_price}"
+
+
+class Dataset(models.Model):
+    """A sweep over every order, one chunk per job, each job queueing the next (job splitting)."""
+
+    class Operation(models.TextChoices):
+        RECOMPUTE_TOTALS = "recompute_totals", "Recompute order totals from their items"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+
+    description = models.CharField(max_length=200)
+    operation = models.CharField(max_length=40, choices=Operation.choices, default=Operation.RECOMPUTE_TOTALS)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    chunk_size = models.PositiveIntegerField(default=1000)
+    total = models.PositiveIntegerField(default=0, help_text="Rows to visit, counted when it started.")
+    processed = models.PositiveIntegerField(default=0)
+    cursor = models.BigIntegerField(default=0, help_text="The last row id done; the next chunk starts after it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        permissions = [("run_dataset", "Can run datasets")]
+
+    def __str__(self) -> str:
+        return self.description
+
+    @property
+    def progress(self) -> float:
+        if self.status == self.Status.COMPLETED:
+            return 1.0
+        return min(self.processed / self.total, 1.0) if self.total else 0.0

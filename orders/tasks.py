@@ -8,11 +8,13 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from orders.errors import OutOfStock
+from orders.services.datasets import dataset_process_chunk
 from orders.services.emails import email_deliver, email_fail
 from orders.services.imports import import_fail, import_run
 from orders.services.inventory import inventory_adjust
 from orders.services.orders import order_process
 from orders.services.payments import payment_charge, payment_fail
+from orders.services.price_batches import price_batch_start, price_item_apply
 from workers import queues
 
 logger = logging.getLogger(__name__)
@@ -78,3 +80,17 @@ def import_data_exhausted(message, exception: BaseException) -> None:
 def import_data(import_id: int) -> None:
     import_run(import_id=import_id)
 
+
+@dramatiq.actor(queue_name=queues.LOW, max_retries=5, unique="until_executed")
+def process_batch(batch_id: int) -> None:
+    price_batch_start(batch_id=batch_id)
+
+
+@dramatiq.actor(queue_name=queues.LOW, max_retries=5)
+def process_item(item_id: int) -> None:
+    price_item_apply(item_id=item_id)
+
+
+@dramatiq.actor(queue_name=queues.LOW, max_retries=5)
+def process_large_dataset(dataset_id: int, after_id: int = 0) -> None:
+    dataset_process_chunk(dataset_id=dataset_id, after_id=after_id)
