@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import harness
 from bench.harness import BASE_DIR, Options
 from bench.scenarios import SCENARIOS
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwork directory kept for its logs: {options.workdir}", file=sys.stderr)
         raise
     if not keep:
+        harness.drop_scratch_databases()
         shutil.rmtree(options.workdir, ignore_errors=True)
     return 0
 

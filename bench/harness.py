@@ -184,13 +184,28 @@ def project_env(
     return env
 
 
+#: Scratch databases made in this run, as (server URL, name), dropped at its end.
+SCRATCH_DATABASES: list[tuple[str, str]] = []
+
+
 def scratch_database(url: str, name: str) -> str:
-    """A new, empty PostgreSQL database beside the one in ``url``, so the bench never touches its data."""
+    """A new, empty PostgreSQL database beside the one in ``url``, so the bench never touches its data.
+
+    It is dropped by ``drop_scratch_databases`` when the run ends (unless ``--keep``).
+    """
     base, _, _ = url.rpartition("/")
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
+    SCRATCH_DATABASES.append((url, name))
     return f"{base}/{name}"
+
+
+def drop_scratch_databases() -> None:
+    while SCRATCH_DATABASES:
+        url, name = SCRATCH_DATABASES.pop()
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def migrate(env: dict[str, str], *, log_path: Path) -> None:
