@@ -166,6 +166,24 @@ class Jobs:
             getattr(middleware, "after_" + signal_name)(self.broker, *args, **kwargs)
 
 
+def declare_actors(broker: dramatiq.Broker, *actors: dramatiq.Actor) -> dramatiq.Broker:
+    """Declare copies of ``actors`` (same function, name, queue and options) on another broker.
+
+    For a test process that sends through a broker of its own (a RedisBroker with chosen
+    middleware) while the actors live on the StubBroker: its middleware then sees their options.
+    """
+    for actor in actors:
+        dramatiq.Actor(
+            actor.fn,
+            broker=broker,
+            actor_name=actor.actor_name,
+            queue_name=actor.queue_name,
+            priority=actor.priority,
+            options=dict(actor.options),
+        )
+    return broker
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -10,7 +10,7 @@ from dramatiq.middleware import Middleware
 from tests.support import tasks
 from workers.bulk import enqueue_many
 from workers.middleware.unique import UniqueJobs
-from workers.testing import wait_until
+from workers.testing import declare_actors, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +31,9 @@ class HookLog(Middleware):
 @pytest.fixture
 def bulk_broker(redis_client, redis_url):
     hooks = HookLog()
-    broker = RedisBroker(url=redis_url, middleware=[UniqueJobs(), hooks])
-    for actor in (tasks.noop, tasks.unique_flaky):
-        dramatiq.Actor(
-            actor.fn,
-            broker=broker,
-            actor_name=actor.actor_name,
-            queue_name=actor.queue_name,
-            priority=actor.priority,
-            options=dict(actor.options),
-        )
+    broker = declare_actors(
+        RedisBroker(url=redis_url, middleware=[UniqueJobs(), hooks]), tasks.noop, tasks.unique_flaky
+    )
     yield broker, hooks
     broker.close()
 

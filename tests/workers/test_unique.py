@@ -11,7 +11,7 @@ from tests.support import tasks
 from workers.enqueue import enqueue_on_commit
 from workers.middleware.unique import DuplicateJob, RedisLocks, UniqueJobs
 from workers.models import DeadLetter, OutboxMessage
-from workers.testing import wait_until
+from workers.testing import declare_actors, wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -111,17 +111,9 @@ def test_redis_locks_belong_to_their_owner_and_expire(redis_client):
 @pytest.fixture
 def unique_broker(redis_client, redis_url) -> RedisBroker:
     """A RedisBroker with the unique middleware and the unique test actors, as a web process has it."""
-    broker = RedisBroker(url=redis_url, middleware=[UniqueJobs()])
-    for actor in (tasks.unique_exclusive, tasks.unique_slow):
-        options = dict(actor.options)
-        dramatiq.Actor(
-            actor.fn,
-            broker=broker,
-            actor_name=actor.actor_name,
-            queue_name=actor.queue_name,
-            priority=actor.priority,
-            options=options,
-        )
+    broker = declare_actors(
+        RedisBroker(url=redis_url, middleware=[UniqueJobs()]), tasks.unique_exclusive, tasks.unique_slow
+    )
     yield broker
     broker.close()
 
