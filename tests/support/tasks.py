@@ -105,3 +105,21 @@ def unique_exclusive(key: str, seconds: float) -> None:
 def unique_slow(key: str, seconds: float) -> None:
     time.sleep(seconds)
     record(key)
+
+
+@dramatiq.actor(queue_name="default", max_retries=2, retry_backoff=lambda retries: 0.2)
+def batch_member(key: str, number: int, failures: int) -> None:
+    """A batch job that fails its first ``failures`` attempts (a failure for good past 2 retries)."""
+    record(f"{key}:{number}")
+    if len(recorded(f"{key}:{number}")) <= failures:
+        raise ConnectionError("try again")
+
+
+@dramatiq.actor(queue_name="default")
+def batch_complete(batch_id: int) -> None:
+    record(f"batch-{batch_id}:complete")
+
+
+@dramatiq.actor(queue_name="default")
+def batch_success(batch_id: int) -> None:
+    record(f"batch-{batch_id}:success")
