@@ -1,4 +1,4 @@
-"""The operations dashboard: queues, workers, running batches and recent dead letters, in the admin."""
+"""The operations dashboard: queues, workers, the outbox, running batches and recent dead letters, in the admin."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from workers.models import Batch, DeadLetter
 from workers.monitoring import live_workers, queue_stats
+from workers.outbox import outbox_backlog
 
 PERMISSION = "workers.view_deadletter"
 
@@ -27,6 +28,7 @@ def dashboard(request):
         "title": "Jobs dashboard",
         "queues": queue_stats(),
         "workers": live_workers(),
+        "outbox": outbox_backlog(),
         "batches": Batch.objects.filter(status=Batch.Status.RUNNING)[:20],
         "failures": DeadLetter.objects.filter(failed_at__gte=since)
         .values("actor_name", "reason")

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import dramatiq
 from django.db import transaction
+from django.db.models import Count, Min
 from django.utils import timezone
 from dramatiq import Message
 
@@ -53,6 +54,11 @@ def outbox_relay(
             .order_by("pk")[:limit]
         )
         return _send(rows, broker)
+
+
+def outbox_backlog() -> dict:
+    """How many jobs wait in the outbox for the broker, and since when the oldest has (for the dashboard)."""
+    return OutboxMessage.objects.aggregate(count=Count("pk"), oldest=Min("created_at"))
 
 
 def _send(rows: list[OutboxMessage], broker: dramatiq.Broker, using=None) -> int:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.utils import timezone
 
 from tests.support import tasks
-from workers.models import DeadLetter
+from workers.models import DeadLetter, OutboxMessage
 from workers.monitoring import queue_stats
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +49,17 @@ def test_queue_stats_read_a_real_redis(redis_broker):
     redis_broker.enqueue(tasks.noop.message("k"), delay=60_000)
     default = next(q for q in queue_stats(redis_broker) if q.name == "default")
     assert (default.ready, default.delayed, default.in_progress, default.dead) == (4, 1, 0, 0)
+
+
+def test_the_dashboard_shows_jobs_waiting_in_the_outbox(admin_client):
+    for number in range(2):
+        OutboxMessage.objects.create(message=tasks.noop.message(f"k{number}").asdict())
+    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+
+    page = admin_client.get("/admin/jobs/dashboard/").content.decode()
+
+    assert '(outbox): <span class="outbox">2</span>' in page
+    assert "the oldest waiting 5\xa0minutes" in page
 
 
 def test_the_admin_index_links_the_dashboard_for_those_allowed(admin_client):
