@@ -37,6 +37,7 @@ from collections.abc import Callable
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.errors import ActorNotFound
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
@@ -182,9 +183,9 @@ class UniqueJobs(Middleware):
         with self._locks_mutex:
             self._locks = None
 
-    def lock_key(self, broker, message) -> str:
+    def lock_key(self, message, options: dict) -> str:
         """The lock's key: the actor's ``unique_key`` of the arguments, or all of them."""
-        key_function: Callable[..., str] | None = self._options(broker, message).get("unique_key")
+        key_function: Callable[..., str] | None = options.get("unique_key")
         if key_function is not None:
             key = f"{message.actor_name}:{key_function(*message.args, **message.kwargs)}"
         else:
@@ -193,11 +194,11 @@ class UniqueJobs(Middleware):
 
     def before_enqueue(self, broker, message, delay) -> None:
         """Take the lock of a new ``until_*`` job, or drop the send if its twin holds it."""
-        mode = self._options(broker, message).get("unique")
-        if mode not in (UNTIL_EXECUTED, UNTIL_STARTED) or KEY_OPTION in message.options:
+        options = self._options(broker, message)
+        if options.get("unique") not in (UNTIL_EXECUTED, UNTIL_STARTED) or KEY_OPTION in message.options:
             return  # not unique at send time, or a retry of a job that took its lock already
-        key = self.lock_key(broker, message)
-        if not self.locks(broker).acquire(key, message.message_id, self._ttl(broker, message)):
+        key = self.lock_key(message, options)
+        if not self.locks(broker).acquire(key, message.message_id, self._ttl(options)):
             self.logger.info("Dropped duplicate %s %s: its twin holds %s.", message.actor_name, message.message_id, key)
             raise DuplicateJob(f"{message.actor_name} with these arguments is already queued or running")
         message.options[KEY_OPTION] = key
@@ -209,8 +210,8 @@ class UniqueJobs(Middleware):
         if mode == UNTIL_STARTED and KEY_OPTION in message.options:
             self.locks(broker).release(message.options[KEY_OPTION], message.message_id)
         elif mode == WHILE_EXECUTING:
-            key = message.options.setdefault(KEY_OPTION, self.lock_key(broker, message))
-            if not self.locks(broker).acquire(key, message.message_id, self._ttl(broker, message)):
+            key = message.options.setdefault(KEY_OPTION, self.lock_key(message, options))
+            if not self.locks(broker).acquire(key, message.message_id, self._ttl(options)):
                 delay = options.get("unique_requeue_delay", self.requeue_delay)
                 self.logger.info("%s %s waits %d ms: its twin runs.", message.actor_name, message.message_id, delay)
                 broker.enqueue(message.copy(), delay=delay)
@@ -236,8 +237,8 @@ class UniqueJobs(Middleware):
     def _options(self, broker, message) -> dict:
         try:
             return broker.get_actor(message.actor_name).options
-        except Exception:  # an actor this process does not know: nothing to lock
+        except ActorNotFound:  # an actor this process does not know: nothing to lock
             return {}
 
-    def _ttl(self, broker, message) -> int:
-        return int(self._options(broker, message).get("unique_ttl", self.ttl))
+    def _ttl(self, options: dict) -> int:
+        return int(options.get("unique_ttl", self.ttl))
