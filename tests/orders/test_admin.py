@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from orders.models import Order, Payment
 from orders.tasks import process_order, process_payment, update_inventory
 from tests.orders.factories import make_order, make_product
+from tests.support.users import login_staff
 
 pytestmark = pytest.mark.django_db
 
 
 def staff(client, *codenames: str) -> User:
-    user = User.objects.create_user("clerk", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=["view_order", "view_product", *codenames]))
-    client.force_login(user)
-    return user
+    return login_staff(client, "view_order", "view_product", *codenames)
 
 
 def run_action(client, model: str, action: str, ids: list[int], **extra):

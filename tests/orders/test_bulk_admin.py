@@ -5,22 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from orders.models import Dataset, PriceBatch, PriceBatchItem
 from orders.tasks import process_batch, process_large_dataset
 from tests.orders.factories import make_order, make_product
+from tests.support.users import login_staff
 
 pytestmark = pytest.mark.django_db
 
 
 def staff(client, *codenames: str) -> User:
-    user = User.objects.create_user("clerk", password="pw", is_staff=True)
-    views = ["view_pricebatch", "view_dataset"]
-    user.user_permissions.set(Permission.objects.filter(codename__in=[*views, *codenames]))
-    client.force_login(user)
-    return user
+    return login_staff(client, "view_pricebatch", "view_dataset", *codenames)
 
 
 def price_batch() -> PriceBatch:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from orders.models import Import, Product
 from orders.tasks import import_data
 from tests.orders.factories import make_import, products_csv
+from tests.support.users import login_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -17,10 +18,7 @@ ADD_URL = "admin:orders_import_add"
 
 
 def staff(client, *codenames: str) -> User:
-    user = User.objects.create_user("clerk", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=["view_import", *codenames]))
-    client.force_login(user)
-    return user
+    return login_staff(client, "view_import", *codenames)
 
 
 def upload(client, content: bytes, *, name: str = "products.csv", content_type: str = "text/csv", dry_run=False):

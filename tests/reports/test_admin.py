@@ -6,20 +6,18 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from reports.models import Report
 from reports.tasks import generate_daily_report
+from tests.support.users import login_staff
 
 pytestmark = pytest.mark.django_db
 
 
 def staff(client, *codenames: str) -> User:
-    user = User.objects.create_user("analyst", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=["view_report", *codenames]))
-    client.force_login(user)
-    return user
+    return login_staff(client, "view_report", *codenames, username="analyst")
 
 
 def make_report(day: date, *, orders: int, revenue: str) -> Report:
