@@ -22,9 +22,10 @@ database (`{database}`, created for the run and dropped after it), each way in a
 own with the project's production settings (DEBUG off), starting from an empty table:
 
 - **import**: `orders.services.imports.import_run`, as the `import_data` job runs it: the file
-  read once to check it and count its rows, then read again and checked row by row, and
-  upserted in chunks of {chunk:,} rows with `bulk_create(update_conflicts=True)`, each chunk in
-  a transaction with the import's counters and resume point. Run twice: into the empty table
+  read once to check it and count its rows, then read again and checked row by row in a
+  thread of its own, a chunk ahead of the writing, and upserted in chunks of {chunk:,} rows
+  (COPY into a temporary table, then one `INSERT ... ON CONFLICT DO UPDATE`), each chunk in a
+  transaction with the import's counters and resume point. Run twice: into the empty table
   (every product new), then again (every product exists), then as a dry run, which reads and
   checks every row and writes no product: what the import costs before the database. Peak
   memory is the process's `ru_maxrss`.

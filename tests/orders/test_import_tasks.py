@@ -70,6 +70,7 @@ def test_a_job_that_dies_mid_import_is_retried_and_resumes_with_exact_counts(
 ):
     # Given 12,000 rows (three chunks), and a database that drops out during the second chunk once
     caplog.set_level(logging.INFO)
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 5_000)
     rows = [f"SKU-{n},Product {n},1.00,{n}" for n in range(12_000)]
     product_import = start(products_csv(*rows), django_capture_on_commit_callbacks)
     calls = {"count": 0}

@@ -301,7 +301,7 @@ def test_a_crash_mid_import_resumes_after_the_last_committed_chunk_and_counts_no
         result = real_upsert(chunk)
         if len(upserted) == 2 and crashes:
             raise crashes.pop()
-        upserted.append([row.sku for row in chunk])
+        upserted.append([row.sku for row in chunk.latest])
         return result
 
     monkeypatch.setattr(imports, "products_upsert", dying_upsert)

@@ -1,0 +1,54 @@
+"""products_upsert: many products created or updated by sku at once, every character of a name kept."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from orders.models import Product
+from orders.product_csv import ProductRow
+from orders.services.products import products_ready, products_upsert
+from tests.orders.factories import make_product
+
+pytestmark = pytest.mark.django_db
+
+AWKWARD_NAMES = [
+    'Mug "XL", large',
+    "Card\r\nwith two lines",
+    "carriage\ronly",
+    "line\nfeed",
+    "tab\there",
+    "back\\slash \\N",
+    "=HYPERLINK(1)",
+    "Ünïcødé ☕ 杯子",
+    "NULL",
+    "",
+]
+
+
+@pytest.mark.parametrize("prepared", [False, True], ids=["rows", "made ready"])
+def test_names_come_back_exactly_as_given(prepared):
+    rows = [ProductRow(f"SKU-{n}", name, Decimal("1.50"), n) for n, name in enumerate(AWKWARD_NAMES)]
+
+    created, updated = products_upsert(products_ready(rows, for_copy=True) if prepared else rows)
+
+    assert (created, updated) == (len(rows), 0)
+    assert dict(Product.objects.values_list("sku", "name")) == {row.sku: row.name for row in rows}
+
+
+def test_existing_products_are_updated_and_a_repeated_sku_takes_its_last_row():
+    make_product(sku="MUG-1", name="Old mug", price=Decimal("1.00"), stock=1)
+    rows = [
+        ProductRow("MUG-1", "Mug", Decimal("2.00"), 5),
+        ProductRow("LAMP-1", "Lamp", Decimal("30.00"), 2),
+        ProductRow("LAMP-1", "Desk lamp", Decimal("35.00"), 3),
+    ]
+
+    created, updated = products_upsert(rows)
+
+    assert (created, updated) == (1, 2)
+    assert set(Product.objects.values_list("sku", "name", "price", "stock")) == {
+        ("MUG-1", "Mug", Decimal("2.00"), 5),
+        ("LAMP-1", "Desk lamp", Decimal("35.00"), 3),
+    }
