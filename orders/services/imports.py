@@ -21,7 +21,7 @@ from workers.readahead import read_ahead
 logger = logging.getLogger(__name__)
 
 #: Rows checked and saved per transaction: the most a crash can make a retry read again. Three
-#: chunks at most are held at once (one written, one waiting, one being read), about 20 MB.
+#: chunks at most are held at once (one written, one waiting, one being read), about 30 MB.
 CHUNK_ROWS = 20_000
 #: Rows the reading thread checks between giving the interpreter lock away (see ``_chunks``).
 ROWS_BETWEEN_PAUSES = 256
