@@ -97,6 +97,8 @@ MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
 # The largest product CSV the admin accepts, in bytes.
 IMPORT_MAX_UPLOAD_BYTES = int(float(os.environ.get("IMPORT_MAX_UPLOAD_MB", "50")) * 1024 * 1024)
+# Uploaded import files are deleted this many days after their import finished (the import stays).
+IMPORT_FILE_RETENTION_DAYS = int(os.environ.get("IMPORT_FILE_RETENTION_DAYS", "30"))
 
 # DATABASES
 # https://docs.djangoproject.com/en/5.2/ref/settings/#databases

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db import transaction
@@ -245,6 +246,8 @@ class ImportAdmin(admin.ModelAdmin):
 
     @admin.display(description="File")
     def file_name(self, product_import: Import) -> str:
+        if not product_import.file:
+            return f"(deleted {settings.IMPORT_FILE_RETENTION_DAYS} days after the import finished)"
         return PurePath(product_import.file.name).name
 
     @admin.display(description="Progress")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import dramatiq
+from django.conf import settings
 from dramatiq.middleware import CurrentMessage
+from dramatiq_crontab import cron
 
 from orders.errors import OutOfStock
 from orders.services.datasets import dataset_process_chunk
 from orders.services.emails import email_deliver, email_fail
-from orders.services.imports import import_fail, import_run
+from orders.services.imports import import_fail, import_files_prune, import_run
 from orders.services.inventory import inventory_adjust
 from orders.services.orders import order_process
 from orders.services.payments import payment_charge, payment_fail
@@ -79,6 +82,12 @@ def import_data_exhausted(message, exception: BaseException) -> None:
 )
 def import_data(import_id: int) -> None:
     import_run(import_id=import_id)
+
+
+@cron("45 3 * * *")
+@dramatiq.actor(queue_name=queues.LOW, max_retries=3)
+def prune_import_files() -> None:
+    import_files_prune(older_than=timedelta(days=settings.IMPORT_FILE_RETENTION_DAYS))
 
 
 @dramatiq.actor(queue_name=queues.LOW, max_retries=5, unique="until_executed")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -93,6 +94,27 @@ def import_fail(*, import_id: int, message: str) -> Import:
             product_import.save(update_fields=["status", "failure_message", "finished_at"])
             logger.warning("import %s failed after %s rows: %s", import_id, product_import.processed_rows, message)
     return product_import
+
+
+def import_files_prune(*, older_than: timedelta) -> int:
+    """Delete the uploaded files of imports that finished longer than ``older_than`` ago; returns how many.
+
+    The imports stay, with their counts and row errors, and an empty file field. A pending or
+    running import keeps its file whatever its age: its job reads it. Each file is deleted by
+    the one run whose update emptied its field, so two runs at once never both claim it.
+    """
+    cutoff = timezone.now() - older_than
+    finished = Import.objects.filter(
+        status__in=[Import.Status.COMPLETED, Import.Status.FAILED], finished_at__lt=cutoff
+    ).exclude(file="")
+    pruned = 0
+    for product_import in list(finished.only("pk", "file")):
+        name = product_import.file.name
+        if Import.objects.filter(pk=product_import.pk, file=name).update(file=""):
+            product_import.file.storage.delete(name)
+            pruned += 1
+    logger.info("deleted the files of %s imports finished before %s", pruned, cutoff.isoformat())
+    return pruned
 
 
 def _import_begin(import_id: int) -> Import:
