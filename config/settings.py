@@ -220,11 +220,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"redact": {"()": "workers.redaction.RedactingFilter"}},
+    "filters": {
+        "redact": {"()": "workers.redaction.RedactingFilter"},
+        "retry_log_level": {"()": "workers.middleware.retries.RetryLogLevel"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # A failure that will be retried is a warning line; one that ends the job keeps its traceback.
+        "dramatiq.worker.WorkerThread": {"filters": ["retry_log_level"]},
         # The scheduler renews its lock every few seconds; a line for each would drown the rest.
         "apscheduler.executors.default": {"level": "WARNING"},
     },

@@ -7,9 +7,10 @@ import logging
 import dramatiq
 import pytest
 from django.contrib.auth.models import User
+from dramatiq.broker import MessageProxy
 
 from workers.errors import PermanentError
-from workers.middleware.retries import exponential_backoff
+from workers.middleware.retries import RetryLogLevel, exponential_backoff
 from workers.models import DeadLetter
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +155,31 @@ def test_the_default_schedule_grows_exponentially_with_jitter():
         ceiling = 2 ** (count + 1)
         assert ceiling / 2 <= delay <= ceiling, (count, delay)
     assert exponential_backoff(40, min_backoff=1000, max_backoff=60_000) <= 60
+
+
+@pytest.mark.parametrize(
+    ("retries", "level", "line", "traceback"),
+    [
+        (0, logging.WARNING, "with TimeoutError: slow gateway; it will be retried.", False),
+        (2, logging.ERROR, "with unhandled exception.", True),
+    ],
+    ids=["retried", "last attempt"],
+)
+def test_the_worker_logs_a_failure_that_will_be_retried_as_a_warning_without_traceback(
+    jobs, caplog, retries, level, line, traceback
+):
+    # Given a failure of a job with two retries, on its first attempt or its last
+    message = MessageProxy(fails_twice.message("k").copy(options={"retries": retries}))
+    worker_log = logging.getLogger("dramatiq.worker.WorkerThread")
+
+    # When Dramatiq's worker logs it, as it logs every unhandled exception
+    try:
+        raise TimeoutError("slow gateway")
+    except TimeoutError:
+        worker_log.error(RetryLogLevel.FAILED, message, exc_info=True)
+
+    # Then a retry is one warning line, and the last failure keeps its error and traceback
+    [record] = [r for r in caplog.records if r.name == worker_log.name]
+    assert record.levelno == level
+    assert record.getMessage() == f"Failed to process message {message} {line}"
+    assert bool(record.exc_info) is traceback

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Callable
 
+import dramatiq
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils.module_loading import import_string
 from dramatiq.common import compute_backoff
-from dramatiq.errors import Retry
+from dramatiq.errors import ActorNotFound, Retry
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
@@ -81,16 +83,26 @@ class Retries(Middleware):
             "on_retries_exhausted",
         }
 
-    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
-        """Decide what follows a failure: discard, exhaust, or retry after a delay."""
-        if exception is None:
-            return
-        actor = broker.get_actor(message.actor_name)
-        options = {**actor.options, **message.options}
-        retries = message.options.get("retries", 0)
+    def verdict(self, broker, message, exception: BaseException) -> str:
+        """What follows this failure of this message: ``"discard"``, ``"exhaust"`` or ``"retry"``."""
+        return self._verdict(_options(broker, message), message, exception)
 
+    def _verdict(self, options: dict, message, exception: BaseException) -> str:
         discard = ALWAYS_DISCARD + tuple(options.get("discard") or ()) + _as_tuple(options.get("throws"))
         if isinstance(exception, discard):
+            return "discard"
+        if message.options.get("retries", 0) >= options.get("max_retries", self.max_retries):
+            return "exhaust"
+        return "retry"
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        """Discard, exhaust, or retry after a delay, as ``verdict`` says."""
+        if exception is None:
+            return
+        options = _options(broker, message)
+        retries = message.options.get("retries", 0)
+        verdict = self._verdict(options, message, exception)
+        if verdict == "discard":
             self.logger.warning(
                 "Discarding message %s of %s after %s: not retryable.",
                 message.message_id,
@@ -103,8 +115,7 @@ class Retries(Middleware):
             dead_letters.record(message, exception, "discarded")
             return
 
-        max_retries = options.get("max_retries", self.max_retries)
-        if retries >= max_retries:
+        if verdict == "exhaust":
             message.fail()
             from workers import dead_letters  # models load after the broker is built
 
@@ -130,6 +141,40 @@ class Retries(Middleware):
         message.options["requeue_timestamp"] = int(time.time() * 1000)
         self.logger.info("Retrying message %s of %s in %d ms.", message.message_id, message.actor_name, delay_ms)
         broker.enqueue(message, delay=delay_ms)
+
+
+class RetryLogLevel(logging.Filter):
+    """Log a failure that will be retried as one warning line, not as an error with a traceback.
+
+    Dramatiq's worker logs every unhandled exception at ERROR with its traceback, before any
+    middleware has decided what follows, so a job that fails twice and then succeeds leaves
+    two tracebacks that look like outages. Put on the ``dramatiq.worker.WorkerThread`` logger,
+    this asks ``Retries.verdict`` what will follow: a retry becomes a WARNING line naming the
+    exception; a discarded or exhausted job keeps its ERROR and traceback.
+    """
+
+    FAILED = "Failed to process message %s with unhandled exception."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self.FAILED or not record.exc_info or not record.args:
+            return True
+        broker = dramatiq.get_broker()
+        retries = next((each for each in broker.middleware if isinstance(each, Retries)), None)
+        message, exception = record.args[0], record.exc_info[1]
+        try:
+            retried = retries is not None and retries.verdict(broker, message, exception) == "retry"
+        except ActorNotFound:
+            return True
+        if retried:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = "Failed to process message %s with %s: %s; it will be retried."
+            record.args = (message, type(exception).__name__, str(exception)[:200])
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _options(broker, message) -> dict:
+    return {**broker.get_actor(message.actor_name).options, **message.options}
 
 
 def _as_tuple(value) -> tuple:
