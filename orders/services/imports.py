@@ -145,8 +145,8 @@ def _import_chunks(product_import: Import, source: ProductCsv, columns: Columns,
     committed = product_import.processed_rows
     for_copy = None if product_import.dry_run else connection.vendor == "postgresql"
     chunks = _chunks(source, columns, chunk_rows, for_copy=for_copy)
-    with closing(read_ahead(chunks, name=f"import-{product_import.pk}")) as chunks:
-        for chunk in chunks:
+    with closing(read_ahead(chunks, name=f"import-{product_import.pk}")) as ahead:
+        for chunk in ahead:
             if not _chunk_commit(product_import, chunk, committed=committed):
                 return False
             committed += chunk.size
