@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 
 from django.utils import timezone
@@ -32,12 +33,24 @@ def is_over(day: date) -> bool:
     return day < timezone.localdate()
 
 
+#: The earliest day a report can be of: days before it have no bounds in every time zone.
+FIRST_DAY = date(1970, 1, 1)
+
+
 def parse_day(text: str) -> date:
-    """A YYYY-MM-DD date; anything else raises InvalidDay naming the value."""
+    """A YYYY-MM-DD date from FIRST_DAY on; anything else raises InvalidDay naming the value.
+
+    Only that form: ``date.fromisoformat`` also takes 20261127 and 2026-W48-1.
+    """
     try:
-        return date.fromisoformat(text)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
+        day = date.fromisoformat(text)
     except (TypeError, ValueError):
         raise InvalidDay(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if day < FIRST_DAY:
+        raise InvalidDay(f"{day.isoformat()} is before {FIRST_DAY.isoformat()}, the earliest day a report can be of")
+    return day
 
 
 def ensure_over(day: date) -> date:
