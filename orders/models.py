@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -275,6 +276,10 @@ class PriceBatchItem(models.Model):
         return f"{self.product_id} -> {self.new_price}"
 
 
+#: The most rows one job of a dataset may take: a chunk is one transaction.
+DATASET_CHUNK_MAX = 10_000
+
+
 class Dataset(models.Model):
     """A sweep over every order, one chunk per job, each job queueing the next (job splitting)."""
 
@@ -289,7 +294,11 @@ class Dataset(models.Model):
     description = models.CharField(max_length=200)
     operation = models.CharField(max_length=40, choices=Operation.choices, default=Operation.RECOMPUTE_TOTALS)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    chunk_size = models.PositiveIntegerField(default=1000)
+    chunk_size = models.PositiveIntegerField(
+        default=1000,
+        validators=[MinValueValidator(1), MaxValueValidator(DATASET_CHUNK_MAX)],
+        help_text=f"Rows per job, 1 to {DATASET_CHUNK_MAX:,}.",
+    )
     total = models.PositiveIntegerField(default=0, help_text="Rows to visit, counted when it started.")
     processed = models.PositiveIntegerField(default=0)
     cursor = models.BigIntegerField(default=0, help_text="The last row id done; the next chunk starts after it.")
@@ -298,6 +307,11 @@ class Dataset(models.Model):
 
     class Meta:
         permissions = [("run_dataset", "Can run datasets")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(chunk_size__gte=1, chunk_size__lte=DATASET_CHUNK_MAX), name="dataset_chunk_size_in_range"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.description

@@ -5,8 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 
-from orders.models import Dataset, Order
+from orders.models import DATASET_CHUNK_MAX, Dataset, Order
 from orders.services.datasets import dataset_process_chunk, dataset_start
 from orders.tasks import process_large_dataset
 from tests.orders.factories import make_order, make_product
@@ -67,3 +69,12 @@ def test_an_empty_table_completes_at_once(perform_jobs, django_capture_on_commit
 
     dataset.refresh_from_db()
     assert (dataset.status, dataset.processed, dataset.progress) == ("completed", 0, 1.0)
+
+
+@pytest.mark.parametrize("chunk_size", [0, DATASET_CHUNK_MAX + 1])
+def test_a_chunk_size_out_of_range_is_refused_by_the_form_and_the_database(chunk_size):
+    # A chunk of 0 would queue empty continuations for ever
+    with pytest.raises(ValidationError, match="chunk_size"):
+        Dataset(description="Fix totals", chunk_size=chunk_size).full_clean()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Dataset.objects.create(description="Fix totals", chunk_size=chunk_size)
