@@ -42,10 +42,13 @@ def test_a_real_worker_retries_on_the_schedule_calls_back_once_and_discards(star
     ]
     # And the worker logged flaky's two failures as warnings that promise a retry, and only the
     # failures that ended a job as errors with a traceback
-    retried = worker.log_lines(r"WARNING dramatiq.worker.WorkerThread Failed to process message flaky\(")
+    retried = worker.log_lines(r"WARNING dramatiq.worker.WorkerThread Failed to process message flaky message_id=")
     assert len(retried) == 2 and all(line.endswith("it will be retried.") for line in retried)
     ended = worker.log_lines(r"ERROR dramatiq.worker.WorkerThread Failed to process message")
-    assert sorted(re.search(r"message (\w+)\(", line).group(1) for line in ended) == ["always_fails", "refuses"]
+    assert sorted(re.search(r"message (\w+) message_id=", line).group(1) for line in ended) == [
+        "always_fails",
+        "refuses",
+    ]
     # And the discarded job ran once and was never retried
     assert len(tasks.recorded("discarded")) == 1
     reasons = dict(DeadLetter.objects.values_list("message_id", "reason"))

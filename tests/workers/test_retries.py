@@ -181,5 +181,5 @@ def test_the_worker_logs_a_failure_that_will_be_retried_as_a_warning_without_tra
     # Then a retry is one warning line, and the last failure keeps its error and traceback
     [record] = [r for r in caplog.records if r.name == worker_log.name]
     assert record.levelno == level
-    assert record.getMessage() == f"Failed to process message {message} {line}"
+    assert record.getMessage() == f"Failed to process message fails_twice message_id={message.message_id} {line}"
     assert bool(record.exc_info) is traceback

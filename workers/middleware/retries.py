@@ -144,13 +144,14 @@ class Retries(Middleware):
 
 
 class RetryLogLevel(logging.Filter):
-    """Log a failure that will be retried as one warning line, not as an error with a traceback.
+    """Log a failure that will be retried as a warning, not as an error with a traceback.
 
     Dramatiq's worker logs every unhandled exception at ERROR with its traceback, before any
     middleware has decided what follows, so a job that fails twice and then succeeds leaves
     two tracebacks that look like outages. Put on the ``dramatiq.worker.WorkerThread`` logger,
-    this asks ``Retries.verdict`` what will follow: a retry becomes a WARNING line naming the
-    exception; a discarded or exhausted job keeps its ERROR and traceback.
+    this asks ``Retries.verdict`` what will follow: a retry becomes a WARNING naming the
+    exception; a discarded or exhausted job keeps its ERROR and traceback. Either way the
+    message is named by actor and id: Dramatiq's own rendering shows its arguments.
     """
 
     FAILED = "Failed to process message %s with unhandled exception."
@@ -161,15 +162,18 @@ class RetryLogLevel(logging.Filter):
         broker = dramatiq.get_broker()
         retries = next((each for each in broker.middleware if isinstance(each, Retries)), None)
         message, exception = record.args[0], record.exc_info[1]
+        named = f"{message.actor_name} message_id={message.message_id}"
         try:
             retried = retries is not None and retries.verdict(broker, message, exception) == "retry"
         except ActorNotFound:
-            return True
+            retried = False
         if retried:
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.msg = "Failed to process message %s with %s: %s; it will be retried."
-            record.args = (message, type(exception).__name__, str(exception)[:200])
+            record.args = (named, type(exception).__name__, str(exception)[:200])
             record.exc_info = record.exc_text = None
+        else:
+            record.args = (named,)
         return True
 
 
