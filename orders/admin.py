@@ -256,11 +256,26 @@ class ImportAdmin(admin.ModelAdmin):
 
 
 class PriceBatchItemInline(admin.TabularInline):
+    """The batch's items: entered while it waits, fixed once its job has walked them."""
+
     model = PriceBatchItem
     extra = 3
     raw_id_fields = ["product"]
     fields = ["product", "new_price", "old_price", "applied_at"]
     readonly_fields = ["old_price", "applied_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return not _started(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return not _started(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not _started(obj) and super().has_delete_permission(request, obj)
+
+
+def _started(batch: PriceBatch | None) -> bool:
+    return batch is not None and batch.job_batch_id is not None
 
 
 @admin.register(PriceBatch)

@@ -47,6 +47,37 @@ def test_processing_a_price_batch_queues_it_and_shows_its_progress(
     assert '<progress value="100" max="100"' in page and "Succeeded" in page
 
 
+def test_a_batch_that_has_run_takes_no_more_items(client, jobs, perform_jobs, django_capture_on_commit_callbacks):
+    # Given a batch that was processed
+    staff(client, "process_pricebatch", "change_pricebatch", "add_pricebatchitem", "change_pricebatchitem")
+    batch = price_batch()
+    with django_capture_on_commit_callbacks(execute=True):
+        process(client, batch)
+    perform_jobs()
+    added = make_product(sku="BAG-4")
+
+    # When staff try to add an item on its page
+    url = reverse("admin:orders_pricebatch_change", args=[batch.pk])
+    form = client.get(url).content.decode()
+    client.post(
+        url,
+        {
+            "description": "Sale",
+            "items-TOTAL_FORMS": "1",
+            "items-INITIAL_FORMS": "0",
+            "items-0-product": added.pk,
+            "items-0-new_price": "5.55",
+        },
+    )
+
+    # Then the page offers no new item, and none was added
+    assert 'name="items-0-new_price"' not in form
+    assert (
+        list(batch.items.values_list("product__sku", flat=True)) != []
+        and not batch.items.filter(product=added).exists()
+    )
+
+
 def test_without_the_permission_a_price_batch_cannot_be_processed(client, jobs):
     staff(client)
     batch = price_batch()
