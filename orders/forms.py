@@ -10,8 +10,10 @@ from django.template.defaultfilters import filesizeformat
 
 from orders.models import Import, InventoryAudit
 
-#: What browsers call a .csv file: Excel on Windows registers it as an Excel type.
+#: What clients call a .csv file: Excel on Windows registers it as an Excel type, and curl and
+#: browsers that know no type for it send application/octet-stream (the content is checked anyway).
 CSV_CONTENT_TYPES = {
+    "application/octet-stream",
     "text/csv",
     "text/plain",
     "text/x-csv",

@@ -54,6 +54,14 @@ def test_staff_with_the_permission_upload_a_csv_and_its_job_is_queued_after_comm
     assert Product.objects.get().sku == "MUG-1"
 
 
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "application/vnd.ms-excel", "text/plain"])
+def test_a_csv_sent_with_a_generic_type_is_taken(client, jobs, content_type):
+    staff(client, "run_import")
+    response = upload(client, products_csv("MUG-1,Mug,7.50,4"), content_type=content_type)
+    assert response.status_code == 302
+    assert Import.objects.count() == 1
+
+
 def test_a_dry_run_upload_is_saved_as_one(client, jobs, django_capture_on_commit_callbacks):
     staff(client, "run_import")
     with django_capture_on_commit_callbacks(execute=True):
