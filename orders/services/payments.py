@@ -90,7 +90,8 @@ def payment_fail(*, payment_id: int, error: str) -> Payment:
         order.save(update_fields=["status", "failure_reason"])
         for address in settings.STAFF_ALERT_EMAILS:
             email_queue(
-                key=f"payment-failed-alert:{payment.pk}:{address}",
+                # One alert per round of retries: a retry from the admin that fails again alerts again.
+                key=f"payment-failed-alert:{payment.pk}:{payment.attempts}:{address}",
                 to=address,
                 subject=f"Payment #{payment.pk} for order #{order.pk} failed after all retries",
                 body=f"Payment #{payment.pk} (order #{order.pk}) could not be charged: {error}.\n"

@@ -11,6 +11,7 @@ from django.core import mail
 
 from orders.models import EmailDelivery, Order, Payment, Product, SandboxCharge
 from orders.services.orders import order_queue_processing
+from orders.services.payments import payment_queue_retry
 from orders.tasks import process_order, process_payment, send_email, update_inventory
 from tests.orders.factories import make_customer, make_order, make_product
 from workers.models import DeadLetter
@@ -100,6 +101,16 @@ def test_exhausted_payment_retries_fail_the_order_and_alert_staff(
     assert order.failure_reason.startswith("Payment could not be charged: GatewayUnavailable")
     assert [m.to for m in mail.outbox] == [["ops@example.com"]]
     assert DeadLetter.objects.get().reason == "exhausted"
+
+    # And a retry from the admin that fails again alerts staff again
+    with django_capture_on_commit_callbacks(execute=True):
+        assert payment_queue_retry(order_ids=[order.pk]) == 1
+    perform_jobs()
+    payment.refresh_from_db()
+    assert (payment.status, payment.attempts) == (Payment.Status.FAILED, 18)
+    assert [m.subject for m in mail.outbox] == [
+        f"Payment #{payment.pk} for order #{order.pk} failed after all retries"
+    ] * 2
 
 
 def test_a_mail_that_cannot_be_sent_is_retried_on_its_schedule_then_marked_failed(
