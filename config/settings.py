@@ -194,6 +194,7 @@ DRAMATIQ_BROKER = {
         "workers.middleware.WeightedQueues",
         "workers.middleware.ArgumentCheck",
         "workers.middleware.JobLog",
+        "workers.middleware.WorkerPresence",
         "workers.middleware.UniqueJobs",
         "workers.middleware.BatchProgress",
         "workers.middleware.Retries",

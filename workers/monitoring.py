@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import dramatiq
@@ -12,6 +11,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name, xq_name
 
 from workers import queues
+from workers.middleware.presence import live_worker_count
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,11 @@ def queue_stats(broker: dramatiq.Broker | None = None) -> list[QueueStats]:
 
 
 def live_workers(broker: dramatiq.Broker | None = None) -> int | None:
-    """Worker processes whose heartbeat is fresh (Redis only; None elsewhere)."""
+    """Worker processes that said they are alive lately (Redis only; None elsewhere)."""
     broker = broker or dramatiq.get_broker()
     if not isinstance(broker, RedisBroker):
         return None
-    now_ms = int(time.time() * 1000)
-    return broker.client.zcount(f"{broker.namespace}:__heartbeats__", now_ms - broker.heartbeat_timeout, "+inf")
+    return live_worker_count(broker)
 
 
 def _counts(broker: dramatiq.Broker, name: str) -> tuple[int, int, int | None, int]:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support import tasks
 from workers.models import DeadLetter
+from workers.monitoring import live_workers
 from workers.testing import free_port, wait_until
 
 pytestmark = pytest.mark.delivery
@@ -103,3 +104,18 @@ def test_metrics_reach_statsd_and_prometheus(start_worker, redis_broker, redis_u
 
     wait_until(lambda: 'dramatiq_messages_total{actor_name="noop"' in scrape(), timeout=20, what="prometheus")
     statsd.close()
+
+
+def test_the_dashboard_counts_worker_processes_not_every_client_of_the_broker(start_worker, redis_broker, redis_url):
+    # Given two worker processes, and this process sending jobs as the web app and scheduler do
+    worker = start_worker(redis_url=redis_url, processes=2)
+    redis_broker.enqueue(tasks.noop.message("presence"))
+
+    # Then the dashboard counts the two workers only
+    wait_until(lambda: live_workers(redis_broker) == 2, timeout=30, what="two live worker processes")
+    redis_broker.enqueue(tasks.noop.message("presence"))
+    assert live_workers(redis_broker) == 2
+
+    # And none once they have stopped, at the latest three beats later (a killed worker says no goodbye)
+    worker.stop()
+    wait_until(lambda: live_workers(redis_broker) == 0, timeout=30, what="the stopped workers to drop out")

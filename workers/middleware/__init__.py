@@ -3,6 +3,7 @@
 from workers.middleware.arguments import ArgumentCheck
 from workers.middleware.batches import BatchProgress
 from workers.middleware.job_log import JobLog
+from workers.middleware.presence import WorkerPresence
 from workers.middleware.retries import Retries
 from workers.middleware.unique import UniqueJobs
 from workers.middleware.weighted_queues import WeightedQueues
@@ -12,6 +13,7 @@ __all__ = [
     "WeightedQueues",
     # Observability
     "JobLog",
+    "WorkerPresence",
     # Uniqueness
     "UniqueJobs",
     # Progress
