@@ -63,7 +63,7 @@ class ProductAdmin(admin.ModelAdmin):
 
     @admin.action(description="Adjust stock of selected products", permissions=["adjust_stock"])
     def adjust_stock(self, request, queryset):
-        form = StockAdjustmentForm(request.POST if "apply" in request.POST else None)
+        form = StockAdjustmentForm(request.POST if "apply" in request.POST else None, products=queryset)
         if form.is_valid():
             from orders.tasks import update_inventory
 

@@ -25,15 +25,35 @@ CSV_CONTENT_TYPES = {
 
 
 class StockAdjustmentForm(forms.Form):
+    """A change of stock for the selected products; one that would take any of them below zero is refused.
+
+    The job checks again under a row lock: stock may move between this form and the job.
+    """
+
     quantity_change = forms.IntegerField(help_text="Positive to add stock, negative to remove it.")
     reason = forms.ChoiceField(
-        choices=[(value, label) for value, label in InventoryAudit.Reason.choices if value != "order_reservation"]
+        choices=[
+            (value, label)
+            for value, label in InventoryAudit.Reason.choices
+            if value in (InventoryAudit.Reason.ADJUSTMENT, InventoryAudit.Reason.RESTOCK)
+        ]
     )
+
+    def __init__(self, *args, products=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.products = products
 
     def clean_quantity_change(self) -> int:
         change = self.cleaned_data["quantity_change"]
         if change == 0:
             raise forms.ValidationError("A change of zero changes nothing.")
+        if change < 0 and self.products is not None:
+            short = list(self.products.filter(stock__lt=-change).order_by("sku").values_list("sku", "stock")[:11])
+            if short:
+                named = ", ".join(f"{sku} ({stock})" for sku, stock in short[:10]) + (
+                    " and more" if len(short) > 10 else ""
+                )
+                raise forms.ValidationError(f"Not enough stock to remove {-change} from {named}.")
         return change
 
 

@@ -78,6 +78,16 @@ def test_stock_adjustment_asks_for_the_change_then_queues_it(client, jobs, djang
     jobs.assert_enqueued(update_inventory, product.pk, 5, "restock", count=1)
 
 
+def test_a_stock_adjustment_that_would_go_below_zero_is_refused_naming_the_products(client, jobs):
+    staff(client, "adjust_stock")
+    low, high = make_product(sku="MUG-1", stock=3), make_product(sku="LAMP-1", stock=50)
+    refused = run_action(
+        client, "product", "adjust_stock", [low.pk, high.pk], apply="1", quantity_change=-10, reason="adjustment"
+    )
+    assert "Not enough stock to remove 10 from MUG-1 (3)." in refused.content.decode()
+    jobs.assert_nothing_enqueued()
+
+
 def test_stock_adjustment_needs_its_permission(client, jobs):
     staff(client)
     product = make_product()
