@@ -75,13 +75,14 @@ def order_process(*, order_id: int) -> Order:
             logger.info("order %s is %s already; nothing to do", order.pk, order.status)
             return order
         items = list(order.items.all())
+        # The total is the items' worth whether or not they can be had, so a failed order shows it too.
+        order.total = sum((item.quantity * item.unit_price for item in items), start=Decimal(0))
         shortages = stock_reserve(order=order, items=items) if items else ["the order has no items"]
         if shortages:
             order_transition(order, Order.Status.FAILED, reason="Out of stock: " + "; ".join(shortages))
-            order.save(update_fields=["status", "failure_reason"])
+            order.save(update_fields=["status", "failure_reason", "total"])
             logger.warning("order %s failed: %s", order.pk, order.failure_reason)
             return order
-        order.total = sum((item.quantity * item.unit_price for item in items), start=Decimal(0))
         payment = Payment.objects.create(
             order=order,
             amount=order.total,

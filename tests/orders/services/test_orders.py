@@ -57,6 +57,7 @@ def test_out_of_stock_fails_the_order_with_the_reason_and_leaves_stock_alone(job
     plenty.refresh_from_db(), scarce.refresh_from_db()
     assert order.status == Order.Status.FAILED
     assert order.failure_reason == "Out of stock: CAP-3 (ordered 5, in stock 1)"
+    assert order.total == plenty.price + 5 * scarce.price > 0
     assert (plenty.stock, scarce.stock) == (9, 1)
     assert not Payment.objects.exists() and not InventoryAudit.objects.exists()
     jobs.assert_nothing_enqueued()
