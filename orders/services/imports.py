@@ -200,7 +200,7 @@ def _chunk_commit(product_import: Import, chunk: Chunk, *, committed: int) -> bo
                 locked.status,
             )
             return False
-        created, updated = (0, 0) if locked.dry_run else products_upsert(chunk.ready or chunk.rows)
+        created, updated = (0, 0) if locked.dry_run else products_upsert(chunk.ready)
         room = max(0, ROW_ERRORS_KEPT - locked.error_count)
         ImportRowError.objects.bulk_create(
             ImportRowError(product_import=locked, row=error.row, column=error.column, message=error.message)
