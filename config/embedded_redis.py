@@ -109,11 +109,13 @@ def stop(var_dir: Path) -> None:
             pass
 
 
-def watch(var_dir: Path, *, grace: float = 3.0) -> None:
-    """Keep the server up while this process lives; stop it on SIGTERM or SIGINT.
+def watch(var_dir: Path, *, grace: float = 4.5) -> None:
+    """Keep the server up while this process lives; stop it on SIGTERM or SIGINT, last.
 
     This is the Procfile's ``redis`` process, so one Ctrl-C stops the server with the rest. The
-    grace period lets workers that are shutting down put their unfinished messages back first.
+    other processes are stopped at the same moment, and workers need the server to acknowledge
+    or put back what they hold: it waits until every other client has left (at most ``grace``
+    seconds, within honcho's five before it kills) and only then shuts the server down.
     """
     embedded = not os.environ.get("REDIS_URL")
     print(f"embedded Redis at {ensure_running(var_dir)}" if embedded else "using REDIS_URL", flush=True)
@@ -123,7 +125,7 @@ def watch(var_dir: Path, *, grace: float = 3.0) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if embedded:
-            time.sleep(grace)
+            _wait_for_clients_to_leave(var_dir, timeout=grace)
             stop(var_dir)
         sys.exit(0)
 
@@ -131,6 +133,18 @@ def watch(var_dir: Path, *, grace: float = 3.0) -> None:
     signal.signal(signal.SIGINT, shut_down)
     while True:
         signal.pause()
+
+
+def _wait_for_clients_to_leave(var_dir: Path, *, timeout: float) -> None:
+    client = _client(var_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(client.client_list()) <= 1:  # this client only
+                return
+        except (redis.ConnectionError, redis.TimeoutError):
+            return
+        time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -279,20 +279,23 @@ class WorkerProcess:
       queues(list[str]): Queues to consume, all when empty.
     """
 
-    def __init__(self, *, env: dict[str, str], processes: int = 1, threads: int = 4, queues: list[str] | None = None):
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        processes: int = 1,
+        threads: int = 4,
+        queues: list[str] | None = None,
+        supervised: bool = False,
+    ):
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         for name, value in env.items():
             if value is None:
                 self.env.pop(name, None)
-        self.args = [
-            sys.executable,
-            "manage.py",
-            "rundramatiq",
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-        ]
+        command = "runworkers" if supervised else "rundramatiq"
+        self.args = [sys.executable, "manage.py", command, "--processes", str(processes), "--threads", str(threads)]
+        if supervised:
+            self.args += ["--shutdown-timeout", "10"]
         if queues:
             self.args += ["--queues", *queues]
         self.process: subprocess.Popen | None = None
@@ -340,8 +343,13 @@ class WorkerProcess:
         return self.log_lines(pattern)
 
     def stop(self, *, timeout: float = 30) -> None:
-        """Stop gracefully (SIGTERM to the whole process group), as a deploy would."""
-        self._signal(signal.SIGTERM)
+        """Stop gracefully, as a deploy would: one SIGTERM to the main process, which passes it on once.
+
+        Not to the whole process group: Dramatiq's worker processes take a second SIGTERM (the
+        one their main process forwards) as "exit now".
+        """
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
         self._wait(timeout)
 
     def kill(self) -> None:

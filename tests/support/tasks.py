@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 import dramatiq
@@ -123,3 +125,10 @@ def batch_complete(batch_id: int) -> None:
 @dramatiq.actor(queue_name="default")
 def batch_success(batch_id: int) -> None:
     record(f"batch-{batch_id}:success")
+
+
+@dramatiq.actor(queue_name="default", max_retries=5)
+def kills_its_worker(key: str) -> None:
+    """Takes its worker process down with it, as the OOM killer or a crashing C extension would."""
+    record(key, pid=os.getpid())
+    os.kill(os.getpid(), signal.SIGKILL)

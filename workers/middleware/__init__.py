@@ -2,6 +2,8 @@
 
 from workers.middleware.arguments import ArgumentCheck
 from workers.middleware.batches import BatchProgress
+from workers.middleware.crashes import CrashGuard
+from workers.middleware.housekeeping import Housekeeping
 from workers.middleware.job_log import JobLog
 from workers.middleware.presence import WorkerPresence
 from workers.middleware.retries import Retries
@@ -11,6 +13,9 @@ from workers.middleware.weighted_queues import WeightedQueues
 __all__ = [
     # Routing
     "WeightedQueues",
+    # Recovery
+    "Housekeeping",
+    "CrashGuard",
     # Observability
     "JobLog",
     "WorkerPresence",
