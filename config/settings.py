@@ -139,6 +139,9 @@ PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.gateway.SandboxGatew
 # JOBS
 # The queues and their weights: a busy worker serves each queue in proportion to its weight.
 JOB_QUEUES = {"urgent": 6, "default": 3, "mailers": 2, "low": 1}
+# Seconds between two rounds of housekeeping (dead workers' messages put back, the outbox relayed),
+# done by one live worker process of the cluster at a time.
+JOB_HOUSEKEEPING_INTERVAL = float(os.environ.get("JOB_HOUSEKEEPING_INTERVAL", "5"))
 # Dead letters and finished batches older than this many days are pruned every night.
 JOB_RECORD_RETENTION_DAYS = int(os.environ.get("JOB_RECORD_RETENTION_DAYS", "30"))
 
@@ -160,10 +163,13 @@ else:
         "BROKER": "dramatiq.brokers.redis.RedisBroker",
         "OPTIONS": {
             "url": REDIS_URL,
-            # A worker silent this long (in ms) is dead: its unacknowledged messages go to others.
-            "heartbeat_timeout": int(os.environ.get("REDIS_HEARTBEAT_TIMEOUT_MS", "60000")),
-            # How many broker commands in a million also run that recovery (and DLQ pruning).
-            "maintenance_chance": int(os.environ.get("REDIS_MAINTENANCE_CHANCE", "1000")),
+            # A worker silent this long (in ms) is dead: the housekeeping of the live workers puts
+            # its unacknowledged messages back (a live worker beats at least once a second).
+            "heartbeat_timeout": int(os.environ.get("REDIS_HEARTBEAT_TIMEOUT_MS", "15000")),
+            # How many broker commands in a million also run Dramatiq's own recovery: none by
+            # default, since housekeeping does it every few seconds and puts messages back first
+            # in line, where the broker's own puts them last.
+            "maintenance_chance": int(os.environ.get("REDIS_MAINTENANCE_CHANCE", "0")),
         },
     }
 
@@ -192,6 +198,8 @@ DRAMATIQ_BROKER = {
         "dramatiq.middleware.Pipelines",
         "dramatiq.middleware.CurrentMessage",
         "workers.middleware.WeightedQueues",
+        "workers.middleware.Housekeeping",
+        "workers.middleware.CrashGuard",
         "workers.middleware.ArgumentCheck",
         "workers.middleware.JobLog",
         "workers.middleware.WorkerPresence",

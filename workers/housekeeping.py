@@ -9,11 +9,27 @@ from datetime import timedelta
 import dramatiq
 from django.db import models, transaction
 from django.utils import timezone
-from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
+from dramatiq.brokers.redis import RedisBroker
 
 from workers.models import Batch, DeadLetter
 
 logger = logging.getLogger(__name__)
+
+# Put a dead worker's unacknowledged messages of one queue back at the head of that queue (they
+# were taken first, so they run first, ahead of any backlog), and forget the ack set. The key
+# layout is the Redis broker's: <ns>:<queue>, <ns>:<queue>.msgs, <ns>:__acks__.<worker>.<queue>.
+REQUEUE_DEAD = """
+local ids = redis.call('smembers', KEYS[1])
+local moved = 0
+for i = #ids, 1, -1 do
+    if redis.call('hexists', KEYS[3], ids[i]) == 1 then
+        redis.call('lpush', KEYS[2], ids[i])
+        moved = moved + 1
+    end
+end
+redis.call('del', KEYS[1])
+return moved
+"""
 
 
 def job_records_prune(*, older_than: timedelta, chunk_size: int = 1000) -> dict[str, int]:
@@ -44,44 +60,62 @@ def _delete_in_chunks(queryset: models.QuerySet, chunk_size: int) -> int:
 
 
 def dead_workers_requeue(*, broker: dramatiq.Broker | None = None) -> int:
-    """Put the unacknowledged messages of dead workers back on their queues now; returns how many.
+    """Put the unacknowledged messages of dead workers back at the head of their queues; returns how many.
 
     On Redis a worker's fetched messages wait in its own ack sets until it acknowledges them.
-    If it dies, only the broker's "maintenance" gives them back: its dispatch script moves the
-    ack sets of workers silent for longer than the heartbeat timeout back to their queue, but
-    only for the queue of the command at hand, and only on a random few commands in a million.
-    Here that same script runs with maintenance on for every queue of a dead worker (and every
-    declared queue, which also expires old dead-lettered messages), so recovery does not wait
-    on chance. RabbitMQ gives back a closed connection's unacknowledged messages itself, and the
-    StubBroker has no workers: for them this does nothing.
+    If it dies, the broker's own "maintenance" gives them back only on a random few commands in
+    a million, and at the tail of the queue, behind any backlog. Here every ack set of a worker
+    silent for longer than the heartbeat timeout goes back at the head of its queue at once,
+    and dead-lettered messages older than the broker's ``dead_message_ttl`` are dropped (the
+    rest of that maintenance). RabbitMQ gives back a closed connection's unacknowledged
+    messages itself, and the StubBroker has no workers: for them this does nothing.
     """
     broker = broker or dramatiq.get_broker()
     if not isinstance(broker, RedisBroker):
         return 0
     client, namespace = broker.client, broker.namespace
-    silent_since = int(time.time() * 1000) - broker.heartbeat_timeout
-    queue_names = set(broker.get_declared_queues()) | set(broker.get_declared_delay_queues())
-    held = 0
-    for worker_id in client.zrangebyscore(f"{namespace}:__heartbeats__", 0, silent_since):
-        # Ack sets are named <namespace>:__acks__.<worker id>.<queue name>, as the script names them.
+    now_ms = int(time.time() * 1000)
+    script = client.register_script(REQUEUE_DEAD)
+    moved = 0
+    for worker_id in client.zrangebyscore(f"{namespace}:__heartbeats__", 0, now_ms - broker.heartbeat_timeout):
         prefix = f"{namespace}:__acks__.{worker_id.decode()}."
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            queue_names.add(key.decode()[len(prefix) :])
-            held += client.scard(key)
+            queue_name = key.decode()[len(prefix) :]
+            queue = f"{namespace}:{queue_name}"
+            moved += int(script(keys=[key, queue, f"{queue}.msgs"]))
+        client.zrem(f"{namespace}:__heartbeats__", worker_id)
+    _prune_dead_lettered(broker, now_ms)
+    if moved:
+        logger.warning("put back %d unacknowledged message(s) of dead workers", moved)
+    return moved
 
-    maintainer = RedisBroker(
-        client=client,
-        namespace=namespace,
-        middleware=[],
-        heartbeat_timeout=broker.heartbeat_timeout,
-        dead_message_ttl=broker.dead_message_ttl,
-        maintenance_chance=MAINTENANCE_SCALE,
-    )
-    # The script records a heartbeat for the id it runs as: this broker's own, so no phantom
-    # worker shows up as live for a minute after each run.
-    maintainer.broker_id = broker.broker_id
-    for queue_name in sorted(queue_names):
-        maintainer.do_qsize(queue_name)
-    if held:
-        logger.warning("put back %d unacknowledged message(s) of dead workers", held)
-    return held
+
+def _prune_dead_lettered(broker: RedisBroker, now_ms: int) -> None:
+    client, namespace = broker.client, broker.namespace
+    for queue_name in broker.get_declared_queues():
+        dead = f"{namespace}:{queue_name}.XQ"
+        ids = client.zrangebyscore(dead, 0, now_ms - broker.dead_message_ttl, start=0, num=1000)
+        if ids:
+            pipe = client.pipeline()
+            pipe.zrem(dead, *ids)
+            pipe.hdel(f"{dead}.msgs", *ids)
+            pipe.execute()
+
+
+def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = True) -> dict[str, int]:
+    """One round of the platform's periodic duties; a duty that fails is logged and the rest still run.
+
+    Returns what each duty did (how many messages or rows), for the log.
+    """
+    from workers.outbox import outbox_relay  # the outbox imports the bulk sender, which imports middleware
+
+    duties = {"outbox_relayed": lambda: outbox_relay(broker=broker)}
+    if recover_dead_workers:
+        duties["dead_workers_requeued"] = lambda: dead_workers_requeue(broker=broker)
+    done = {}
+    for name, duty in duties.items():
+        try:
+            done[name] = duty()
+        except Exception:
+            logger.warning("housekeeping: %s failed; the next round tries again", name, exc_info=True)
+    return done

@@ -4,7 +4,7 @@
 the commit, or the process dies right after it. Here each job is first written as an
 ``OutboxMessage`` row in the same transaction; once the transaction commits, the rows are sent
 and deleted at once (the fast path), and whatever could not be sent is sent later by
-``outbox_relay``, which the scheduler runs every minute. A job is therefore sent at least once
+``outbox_relay``, which every worker's housekeeping runs every few seconds. A job is therefore sent at least once
 and never before its data exists; jobs are written to be safe to run twice.
 """
 
@@ -25,7 +25,9 @@ from workers.models import OutboxMessage
 logger = logging.getLogger(__name__)
 
 #: Rows younger than this are left to the fast path of the process that wrote them.
-RELAY_AFTER = timedelta(seconds=30)
+RELAY_AFTER = timedelta(seconds=10)
+#: Rows sent per relay transaction.
+RELAY_CHUNK = 5000
 
 
 def outbox_add(
@@ -43,17 +45,28 @@ def outbox_add(
 
 
 def outbox_relay(
-    *, older_than: timedelta = RELAY_AFTER, limit: int = 1000, broker: dramatiq.Broker | None = None
+    *, older_than: timedelta = RELAY_AFTER, chunk_size: int = RELAY_CHUNK, broker: dramatiq.Broker | None = None
 ) -> int:
-    """Send what the fast path could not (the broker was down, the process died); returns how many."""
+    """Send what the fast path could not (the broker was down, the process died); returns how many.
+
+    Drains the outbox, ``chunk_size`` rows per transaction, until no row older than
+    ``older_than`` (at the start) is left or the broker refuses a send. Rows another relay has
+    locked are skipped, so relays on several hosts share the work instead of doubling it.
+    """
     broker = broker or dramatiq.get_broker()
-    with transaction.atomic():
-        rows = list(
-            OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(created_at__lt=timezone.now() - older_than)
-            .order_by("pk")[:limit]
-        )
-        return _send(rows, broker)
+    cutoff = timezone.now() - older_than
+    total = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                OutboxMessage.objects.select_for_update(skip_locked=True)
+                .filter(created_at__lt=cutoff)
+                .order_by("pk")[:chunk_size]
+            )
+            sent = _send(rows, broker)
+        total += sent
+        if not rows or sent < len(rows):
+            return total
 
 
 def outbox_backlog() -> dict:

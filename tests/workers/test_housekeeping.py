@@ -14,7 +14,7 @@ from dramatiq_crontab import scheduler
 from tests.support import tasks
 from workers.housekeeping import dead_workers_requeue, job_records_prune
 from workers.models import Batch, BatchJob, DeadLetter
-from workers.tasks import prune_job_records, relay_outbox, requeue_dead_workers_messages
+from workers.tasks import prune_job_records
 
 
 def dead_letter(message_id: str, *, days_ago: int) -> DeadLetter:
@@ -91,11 +91,7 @@ def test_brokers_that_recover_by_themselves_need_nothing():
     assert dead_workers_requeue(broker=StubBroker()) == 0
 
 
-@pytest.mark.parametrize(
-    ("actor", "queue"),
-    [(prune_job_records, "low"), (requeue_dead_workers_messages, "default"), (relay_outbox, "default")],
-)
-def test_the_scheduler_sends_the_housekeeping_jobs(jobs, actor, queue):
-    [entry] = [job for job in scheduler.get_jobs() if job.name == actor.actor_name]
+def test_the_scheduler_sends_the_pruning_job(jobs):
+    [entry] = [job for job in scheduler.get_jobs() if job.name == prune_job_records.actor_name]
     entry.func(*entry.args, **entry.kwargs)
-    jobs.assert_enqueued(actor, queue=queue, count=1)
+    jobs.assert_enqueued(prune_job_records, queue="low", count=1)
