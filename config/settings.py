@@ -144,6 +144,13 @@ JOB_QUEUES = {"urgent": 6, "default": 3, "mailers": 2, "low": 1}
 JOB_HOUSEKEEPING_INTERVAL = float(os.environ.get("JOB_HOUSEKEEPING_INTERVAL", "5"))
 # Dead letters and finished batches older than this many days are pruned every night.
 JOB_RECORD_RETENTION_DAYS = int(os.environ.get("JOB_RECORD_RETENTION_DAYS", "30"))
+# The largest job message (its JSON), in bytes: a larger one is refused when sent and when received.
+JOB_MAX_MESSAGE_BYTES = int(os.environ.get("JOB_MAX_MESSAGE_BYTES", str(256 * 1024)))
+# Keys of the HMAC on every message, comma-separated: the first signs, all verify (to rotate,
+# put the new key first and drop the old one once no message signed with it can be waiting).
+# Unset: one key derived from SECRET_KEY.
+JOB_SIGNING_KEYS = env_list("JOB_SIGNING_KEYS")
+DRAMATIQ_ENCODER = "workers.signing.SignedJSONEncoder"
 
 # BROKER_URL chooses the broker: unset means Redis at REDIS_URL, amqp://... means RabbitMQ,
 # stub:// means Dramatiq's in-memory StubBroker (the test suite's own process).
@@ -157,10 +164,10 @@ if not REDIS_URL:
 if BROKER_URL.startswith("stub:"):
     _broker = {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}}
 elif BROKER_URL.startswith("amqp"):
-    _broker = {"BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker", "OPTIONS": {"url": BROKER_URL}}
+    _broker = {"BROKER": "workers.broker.GuardedRabbitmqBroker", "OPTIONS": {"url": BROKER_URL}}
 else:
     _broker = {
-        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "BROKER": "workers.broker.GuardedRedisBroker",
         "OPTIONS": {
             "url": REDIS_URL,
             # A worker silent this long (in ms) is dead: the housekeeping of the live workers puts
@@ -191,6 +198,7 @@ DRAMATIQ_BROKER = {
     **_broker,
     "MIDDLEWARE": [
         *(["dramatiq.middleware.prometheus.Prometheus"] if PROMETHEUS_PORT else []),
+        "workers.middleware.MessageSizeLimit",
         "dramatiq.middleware.AgeLimit",
         "dramatiq.middleware.TimeLimit",
         "dramatiq.middleware.ShutdownNotifications",
@@ -201,6 +209,7 @@ DRAMATIQ_BROKER = {
         "workers.middleware.Housekeeping",
         "workers.middleware.CrashGuard",
         "workers.middleware.ArgumentCheck",
+        "workers.middleware.RejectionRecord",
         "workers.middleware.JobLog",
         "workers.middleware.WorkerPresence",
         "workers.middleware.UniqueJobs",

@@ -15,6 +15,14 @@ class CardExpired(PermanentError):
     """The payment method is expired: retrying cannot succeed until the customer updates it."""
 
 
+class InvalidTransition(PermanentError):
+    """An order asked to move where its state machine does not go: running the job again moves it no further."""
+
+
+class UnknownGatewayOutcome(PermanentError):
+    """The gateway answered with an outcome this code does not know: a person must look before it is settled."""
+
+
 class ImportFileUnusable(PermanentError):
     """An import's file cannot be read as a products CSV (empty, binary, not UTF-8, a bad header)."""
 
@@ -29,3 +37,7 @@ class GatewayUnavailable(GatewayError):
 
 class GatewayTimeout(GatewayError):
     """No answer in time: the charge may or may not have happened; the idempotency key settles it."""
+
+
+class MailBeingSent(Exception):
+    """Another attempt claimed this mail moments ago and may be sending it; retried once its claim has lapsed."""

@@ -12,18 +12,27 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
-from orders.errors import GatewayTimeout, GatewayUnavailable
+from orders.errors import GatewayTimeout, GatewayUnavailable, UnknownGatewayOutcome
 from orders.models import SandboxCharge
 
 CHARGED = "charged"
 INSUFFICIENT_FUNDS = "insufficient_funds"
 CARD_EXPIRED = "card_expired"
+OUTCOMES = frozenset({CHARGED, INSUFFICIENT_FUNDS, CARD_EXPIRED})
 
 
 @dataclass(frozen=True)
 class ChargeResult:
-    outcome: str  # CHARGED, INSUFFICIENT_FUNDS or CARD_EXPIRED
+    outcome: str  # one of OUTCOMES
     reference: str = ""
+
+    def __post_init__(self) -> None:
+        # Retrying cannot turn an outcome this code does not know into one it does; the job is
+        # discarded into the dead letters, and the payment waits for a person.
+        if self.outcome not in OUTCOMES:
+            raise UnknownGatewayOutcome(
+                f"the gateway answered {self.outcome!r}, not one of {', '.join(sorted(OUTCOMES))}"
+            )
 
 
 class PaymentGateway(Protocol):

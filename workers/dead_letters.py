@@ -1,4 +1,4 @@
-"""Dead letters: record a job that failed for good (once per message) and replay it."""
+"""Dead letters: record a job that failed for good, or a message refused unrun (once per message), and replay it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ from dramatiq import Message
 
 from workers.models import DeadLetter
 from workers.outbox import outbox_add
+from workers.signing import unwrap
+
+#: How much of a refused message's raw body is kept for staff to look at, in bytes.
+RAW_BYTES = 2000
+
+
+class NotReplayable(ValueError):
+    """The dead letter holds no runnable message (the broker refused it unread), so it cannot be sent again."""
 
 
 def record(message, exception: BaseException, reason: str) -> bool:
@@ -36,6 +44,28 @@ def record(message, exception: BaseException, reason: str) -> bool:
     return created
 
 
+def record_refused(*, data: bytes, reason: str, error: str, queue_name: str, message_id: str) -> bool:
+    """Store a message a consumer refused before any actor saw it; True if this call stored it.
+
+    Only the start of the raw body is kept (it may be megabytes, or not text); the actor name
+    is the one the body claims, when it is readable, and is not to be trusted.
+    """
+    claimed = unwrap(data) if reason != DeadLetter.Reason.OVERSIZED else None
+    actor_name = claimed.get("actor_name") if isinstance(claimed, dict) else None
+    _, created = DeadLetter.objects.get_or_create(
+        message_id=message_id,
+        defaults={
+            "actor_name": actor_name[:200] if isinstance(actor_name, str) else "",
+            "queue_name": queue_name,
+            "message": {"raw": _text(data[:RAW_BYTES]), "bytes": len(data)},
+            "reason": reason,
+            "error": _text(error.encode()[:2000]),
+            "attempts": 0,
+        },
+    )
+    return created
+
+
 def replay(dead_letter: DeadLetter, *, broker: dramatiq.Broker | None = None) -> str:
     """Send the message again as a new message with a fresh retry count; returns its id."""
     broker = broker or dramatiq.get_broker()
@@ -44,6 +74,8 @@ def replay(dead_letter: DeadLetter, *, broker: dramatiq.Broker | None = None) ->
         if locked.replayed_at is not None:
             return locked.replayed_message_id
         data = dict(locked.message)
+        if "args" not in data:
+            raise NotReplayable(f"dead letter {locked.message_id} ({locked.reason}) holds no message to send again")
         message = Message(
             queue_name=data["queue_name"],
             actor_name=data["actor_name"],
@@ -61,3 +93,8 @@ def replay(dead_letter: DeadLetter, *, broker: dramatiq.Broker | None = None) ->
 def _json_safe(data: dict) -> dict:
     options = {key: value for key, value in data.get("options", {}).items() if key != "traceback"}
     return {**data, "args": list(data.get("args", ())), "options": options}
+
+
+def _text(data: bytes) -> str:
+    # PostgreSQL stores no NUL character in text or JSON.
+    return data.decode("utf-8", "replace").replace("\x00", "\ufffd")

@@ -10,6 +10,14 @@ class DeadLetter(models.Model):
         EXHAUSTED = "exhausted", "Retries exhausted"
         DISCARDED = "discarded", "Discarded (not retryable)"
         MALFORMED = "malformed", "Malformed arguments"
+        CRASHED = "crashed", "Crashed its worker every time"
+        # Refused by the consumer before any actor saw it (workers/broker.py, workers/signing.py).
+        MALFORMED_MESSAGE = "malformed_message", "Malformed message"
+        OVERSIZED = "oversized", "Oversized message"
+        BAD_SIGNATURE = "bad_signature", "Bad or missing signature"
+        UNKNOWN_ACTOR = "unknown_actor", "Unknown actor"
+        # Failed by a middleware without an exception of its own (an expired max_age, say).
+        REJECTED = "rejected", "Rejected by the worker"
 
     message_id = models.CharField(max_length=64, unique=True)
     actor_name = models.CharField(max_length=200, db_index=True)

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from orders.errors import InvalidTransition
 from orders.models import Order, Payment
 from orders.services.inventory import stock_reserve
 from workers import queues
@@ -27,9 +28,9 @@ TRANSITIONS: dict[str, set[str]] = {
 
 
 def order_transition(order: Order, status: str, *, reason: str = "") -> None:
-    """Move a locked order to ``status``; a move the state machine does not allow raises."""
+    """Move a locked order to ``status``; a move the state machine does not allow raises InvalidTransition."""
     if status not in TRANSITIONS[order.status]:
-        raise ValueError(f"order {order.pk} cannot go from {order.status} to {status}")
+        raise InvalidTransition(f"order {order.pk} cannot go from {order.status} to {status}")
     order.status = status
     if reason:
         order.failure_reason = reason

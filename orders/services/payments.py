@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders import gateway as payment_gateway
-from orders.errors import CardExpired
+from orders.errors import CardExpired, UnknownGatewayOutcome
 from orders.models import Order, Payment
 from orders.services.emails import email_queue
 from orders.services.orders import order_transition
@@ -26,7 +26,8 @@ def payment_charge(*, payment_id: int) -> Payment:
     the payment's idempotency key makes a repeated or concurrent call charge once. Transient
     gateway errors propagate so the job is retried; an insufficient-funds decline fails the
     order and mails the customer; an expired card does the same and raises CardExpired so the
-    job is discarded.
+    job is discarded. An outcome it does not know raises UnknownGatewayOutcome before anything
+    is settled: the job is discarded and the payment stays pending for a person to look at.
     """
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
@@ -38,6 +39,8 @@ def payment_charge(*, payment_id: int) -> Payment:
     result = payment_gateway.gateway().charge(
         token=payment.method_token, amount=payment.amount, idempotency_key=payment.idempotency_key
     )
+    if result.outcome != payment_gateway.CHARGED and result.outcome not in DECLINES:
+        raise UnknownGatewayOutcome(f"payment {payment.pk}: the gateway answered {result.outcome!r}")
 
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)

@@ -5,7 +5,9 @@ from workers.middleware.batches import BatchProgress
 from workers.middleware.crashes import CrashGuard
 from workers.middleware.housekeeping import Housekeeping
 from workers.middleware.job_log import JobLog
+from workers.middleware.message_size import MessageSizeLimit
 from workers.middleware.presence import WorkerPresence
+from workers.middleware.rejections import RejectionRecord
 from workers.middleware.retries import Retries
 from workers.middleware.unique import UniqueJobs
 from workers.middleware.weighted_queues import WeightedQueues
@@ -24,6 +26,8 @@ __all__ = [
     # Progress
     "BatchProgress",
     # Failure handling
+    "MessageSizeLimit",
     "ArgumentCheck",
+    "RejectionRecord",
     "Retries",
 ]

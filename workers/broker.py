@@ -1,0 +1,185 @@
+"""The brokers' consumers at the boundary: a message that cannot run becomes a dead letter, never a stalled worker.
+
+This is the one module that leans on Dramatiq's private internals: the consumers' fetch loops
+(``_RedisConsumer.__next__``, ``_RabbitmqConsumer.__next__``) and their caches and tags, the
+Redis broker's key layout (``<ns>:<queue>.msgs``, ``<ns>:__acks__.<broker id>.<queue>``) and
+its ``do_nack`` dispatch, ``MessageProxy``'s stuffed exception, and the worker's
+``ConsumerThread``. An upgrade of Dramatiq starts by reading this file against its new sources.
+
+Dramatiq's Redis consumer decodes a fetched message inside its iterator: a body that does not
+decode raises out of it, the consumer thread restarts, and the message (with the rest of the
+prefetched batch) stays in the worker's ack set, unacknowledged, for as long as the worker
+lives. Here each fetched body is decoded on its own (size, signature and shape are checked by
+``workers.signing``); one that does not decode is recorded as a ``DeadLetter`` with its reason
+and the start of its body, and moved to the broker's dead-letter queue, and the consumer goes
+on to the next. A body that does not decode carries no readable Redis message id, so the id is
+found by matching the body against this consumer's own ack set (at most ``prefetch`` ids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pika
+import redis
+from django.db import connections
+from dramatiq import Message
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer, _RabbitmqMessage
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.common import compute_backoff, q_name
+from dramatiq.errors import ConnectionClosed, DecodeError
+from dramatiq.logging import get_logger
+from dramatiq.worker import ConsumerThread
+
+from workers.signing import MalformedMessage, MessageRefused
+
+# KEYS: the consumer's ack set, the queue's message hash; ARGV: a fetched body.
+# Returns the id under which this consumer fetched that body, or nil.
+FIND_FETCHED = """
+for _, id in ipairs(redis.call("smembers", KEYS[1])) do
+    if redis.call("hget", KEYS[2], id) == ARGV[1] then return id end
+end
+return false
+"""
+
+
+class GuardedRedisBroker(RedisBroker):
+    """Dramatiq's RedisBroker whose consumers dead-letter what they cannot decode instead of stalling."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.find_fetched_script = self.client.register_script(FIND_FETCHED)
+
+    @property
+    def consumer_class(self):
+        return GuardedRedisConsumer
+
+    def find_fetched(self, queue_name: str, data: bytes) -> str | None:
+        """The Redis id under which this broker's consumer of ``queue_name`` fetched ``data``."""
+        keys = [f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}", f"{self.namespace}:{queue_name}.msgs"]
+        found = self.find_fetched_script(keys=keys, args=[data])
+        return found.decode() if isinstance(found, bytes) else found
+
+
+class GuardedRedisConsumer(_RedisConsumer):
+    def __init__(self, broker, queue_name, prefetch, timeout) -> None:
+        super().__init__(broker, queue_name, prefetch, timeout)
+        self.logger = get_logger(__name__, type(self))
+
+    def __next__(self):
+        # Dramatiq's loop (pop from the prefetched cache, else fetch up to the prefetch, else
+        # back off), with each body decoded by ``_admit``, which never raises.
+        try:
+            while True:
+                if self.message_cache:
+                    data = self.message_cache.pop(0)
+                    if data is None:
+                        # The id was fetched but its body is gone from the hash; nothing to run.
+                        self.logger.warning("Found no body for a message fetched from queue %r.", self.queue_name)
+                        continue
+                    self.misses = 0
+                    message = self._admit(data)
+                    if message is None:
+                        continue
+                    self.queued_message_ids.add(message.message_id)
+                    return MessageProxy(message)
+
+                messages = []
+                if self.outstanding_message_count < self.prefetch:
+                    self.message_cache = messages = self.broker.do_fetch(
+                        self.queue_name, self.prefetch - self.outstanding_message_count
+                    )
+                if not messages:
+                    self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+                    time.sleep(backoff_ms / 1000)
+                    return None
+        except redis.ConnectionError as error:
+            raise ConnectionClosed(error) from None
+
+    def _admit(self, data: bytes) -> Message | None:
+        """The message in ``data``; or None once a body that cannot run has been dead-lettered."""
+        try:
+            message = Message.decode(data)
+            # Without its Redis id a message could never be acknowledged: it would be held for ever.
+            if not isinstance(message.options.get("redis_message_id"), str):
+                raise MalformedMessage("the message has no redis_message_id option")
+            return message
+        except Exception as error:
+            redis_message_id = self.broker.find_fetched(self.queue_name, data)
+            refuse(data, error, queue_name=q_name(self.queue_name), message_id=redis_message_id, logger=self.logger)
+            if redis_message_id is not None:
+                # Out of the ack set and the queue's hash, into the broker's dead-letter queue.
+                self.broker.do_nack(self.queue_name, redis_message_id)
+            return None
+
+
+class GuardedRabbitmqBroker(RabbitmqBroker):
+    """Dramatiq's RabbitmqBroker whose consumers record what they cannot decode as dead letters."""
+
+    @property
+    def consumer_class(self):
+        return GuardedRabbitmqConsumer
+
+
+class GuardedRabbitmqConsumer(_RabbitmqConsumer):
+    def __next__(self):
+        # Dramatiq's consumer already rejects a body that does not decode (RabbitMQ then
+        # dead-letters it); here it is also recorded, and a message without a usable shape is
+        # refused before the consumer thread trips over it.
+        try:
+            method, _properties, body = next(self.iterator)
+            if method is None:
+                return None
+        except (AssertionError, pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as error:
+            if getattr(error, "reply_code", None) == 404:
+                self.broker.queues_pending.add(q_name(self.queue_name))
+            raise ConnectionClosed(error) from None
+        try:
+            message = Message.decode(body)
+        except Exception as error:
+            refuse(body, error, queue_name=q_name(self.queue_name), message_id=None, logger=self.logger)
+            self._nack(method.delivery_tag)
+            return None
+        self.known_tags.add(method.delivery_tag)
+        return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
+
+
+def refuse(data: bytes, error: BaseException, *, queue_name: str, message_id: str | None, logger) -> None:
+    """Record a body a consumer will not run as a dead letter, and say so in one line."""
+    from workers import dead_letters  # models load after the broker is built
+
+    reason, description = refusal(error)
+    # The broker's id when known; else the body's hash, the same on every redelivery of it.
+    message_id = message_id or hashlib.sha256(data).hexdigest()
+    logger.error("Refused message %s on queue %s: %s (%s).", message_id, queue_name, reason, description)
+    try:
+        dead_letters.record_refused(
+            data=data, reason=reason, error=description, queue_name=queue_name, message_id=message_id
+        )
+    except Exception:
+        logger.exception("Could not record refused message %s as a dead letter.", message_id)
+    finally:
+        # Consumer threads are not worker threads: nothing else closes their connections.
+        connections.close_all()
+
+
+def refusal(error: BaseException) -> tuple[str, str]:
+    """The dead-letter reason and a one-line description of why a body was refused."""
+    cause = error.error if isinstance(error, DecodeError) and isinstance(error.error, BaseException) else error
+    if isinstance(cause, MessageRefused):
+        return cause.reason, str(cause)
+    # Anything else that broke decoding (the message's constructor, a different encoder).
+    return MalformedMessage.reason, f"{type(cause).__name__}: {str(cause)[:200]}"
+
+
+def stuffed_exception(message) -> BaseException | None:
+    """The exception the worker stuffed into a message proxy (an unknown actor, a skip), if any."""
+    return getattr(message, "_exception", None) if isinstance(message, MessageProxy) else None
+
+
+def in_consumer_thread() -> bool:
+    """True in a worker's consumer thread (which moves delayed messages and rejects unknown actors)."""
+    return isinstance(threading.current_thread(), ConsumerThread)
