@@ -1,4 +1,4 @@
-"""Batches: many jobs tracked as one, with exact counts and callbacks that fire once.
+"""Batches: many jobs tracked as one, counted from their job rows, with callbacks that are never lost.
 
 Usage::
 
@@ -8,22 +8,30 @@ Usage::
         batch_seal(batch)
 
 Jobs are sent when the transaction commits. Each job reports its end through the
-``BatchProgress`` middleware: success, or failure for good (retries do not count). When the
-batch is sealed and no job is pending, ``on_complete`` is sent the batch id, and so is
-``on_success`` if none failed, each exactly once.
+``BatchProgress`` middleware: success, or failure for good (retries do not count). The
+``BatchJob`` rows are the truth; the batch's counters follow them for the progress bar. When
+the batch is sealed and no job is pending, it is finished with the counts of its rows, and
+``on_complete`` is sent the batch id, and so is ``on_success`` if none failed: through the
+outbox, in the transaction that finishes the batch, so each is sent once and a broker that is
+down at that moment delays them instead of losing them. ``batches_reconcile`` repairs what a
+failed write left behind.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import dramatiq
-from django.db import transaction
-from django.db.models import F
+from django.db import DatabaseError, transaction
+from django.db.models import Count, F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from workers.models import Batch, BatchJob
+from workers.models import Batch, BatchJob, DeadLetter
 from workers.outbox import outbox_add
+
+logger = logging.getLogger(__name__)
 
 
 def batch_open(
@@ -64,7 +72,12 @@ def batch_seal(batch: Batch) -> None:
 
 
 def batch_record(*, batch_id: int, message_id: str, succeeded: bool) -> bool:
-    """Count a job's end once; returns False if it was counted already (a redelivery)."""
+    """Count a job's end once; returns False if it was counted already (a redelivery).
+
+    The job's row is what counts. Moving the batch's counters and finishing it is done in a
+    savepoint: if that fails (the batch row is contended, a lock wait times out), the job's
+    end is still written, and ``batches_reconcile`` brings the batch up to date.
+    """
     status = BatchJob.Status.SUCCEEDED if succeeded else BatchJob.Status.FAILED
     with transaction.atomic():
         changed = BatchJob.objects.filter(
@@ -72,19 +85,86 @@ def batch_record(*, batch_id: int, message_id: str, succeeded: bool) -> bool:
         ).update(status=status, finished_at=timezone.now())
         if not changed:
             return False
-        counter = "succeeded" if succeeded else "failed"
-        Batch.objects.filter(pk=batch_id).update(pending=F("pending") - 1, **{counter: F(counter) + 1})
-        _finish_if_done(batch_id)
+        try:
+            with transaction.atomic():
+                _count_end(batch_id, succeeded=succeeded)
+                _finish_if_done(batch_id)
+        except DatabaseError:
+            logger.warning(
+                "batch %s: could not count job %s; batches_reconcile will", batch_id, message_id, exc_info=True
+            )
     return True
 
 
-def _finish_if_done(batch_id: int) -> None:
+def batches_reconcile(*, limit: int = 1000) -> int:
+    """Bring running batches up to date with their job rows; returns how many it finished.
+
+    For a batch whose count write failed, or whose job ended while the database was away:
+    a pending job with a dead letter failed for good and is marked so; the counters are set
+    from the rows; and a sealed batch with no pending job is finished and its callbacks sent,
+    once, as ``batch_record`` would have. Meant to run every minute; each batch in its own
+    transaction.
+    """
+    finished = 0
+    running = Batch.objects.filter(status=Batch.Status.RUNNING).order_by("pk").values_list("pk", flat=True)
+    for batch_id in list(running[:limit]):
+        with transaction.atomic():
+            finished += _reconcile(batch_id)
+    return finished
+
+
+def _reconcile(batch_id: int) -> bool:
+    batch = Batch.objects.select_for_update().filter(pk=batch_id, status=Batch.Status.RUNNING).first()
+    if batch is None:
+        return False  # finished (or pruned) meanwhile
+    lost_failures = BatchJob.objects.filter(
+        batch_id=batch_id,
+        status=BatchJob.Status.PENDING,
+        message_id__in=DeadLetter.objects.values("message_id"),
+    ).update(status=BatchJob.Status.FAILED, finished_at=timezone.now())
+    counts = _counts(batch_id)
+    if lost_failures or counts != (batch.total, batch.pending, batch.succeeded, batch.failed):
+        logger.warning(
+            "batch %s: counts repaired from its jobs: (total, pending, succeeded, failed) %s -> %s",
+            batch_id,
+            (batch.total, batch.pending, batch.succeeded, batch.failed),
+            counts,
+        )
+        total, pending, succeeded, failed = counts
+        Batch.objects.filter(pk=batch_id).update(total=total, pending=pending, succeeded=succeeded, failed=failed)
+    return _finish_if_done(batch_id)
+
+
+def _count_end(batch_id: int, *, succeeded: bool) -> None:
+    counter = "succeeded" if succeeded else "failed"
+    Batch.objects.filter(pk=batch_id).update(pending=Greatest(F("pending") - 1, 0), **{counter: F(counter) + 1})
+
+
+def _counts(batch_id: int) -> tuple[int, int, int, int]:
+    """Total, pending, succeeded and failed jobs of the batch, from its rows."""
+    by_status = dict(
+        BatchJob.objects.filter(batch_id=batch_id).order_by().values_list("status").annotate(count=Count("pk"))
+    )
+    pending, succeeded, failed = (
+        by_status.get(status, 0)
+        for status in (BatchJob.Status.PENDING, BatchJob.Status.SUCCEEDED, BatchJob.Status.FAILED)
+    )
+    return pending + succeeded + failed, pending, succeeded, failed
+
+
+def _finish_if_done(batch_id: int) -> bool:
     batch = Batch.objects.select_for_update().get(pk=batch_id)
-    if not batch.sealed or batch.pending or batch.finished_at:
-        return
+    if not batch.sealed or batch.finished_at:
+        return False
+    if BatchJob.objects.filter(batch_id=batch_id, status=BatchJob.Status.PENDING).exists():
+        return False
+    batch.total, batch.pending, batch.succeeded, batch.failed = _counts(batch_id)
     batch.status = Batch.Status.COMPLETE if batch.failed else Batch.Status.SUCCEEDED
     batch.finished_at = timezone.now()
-    batch.save(update_fields=["status", "finished_at"])
+    batch.save(update_fields=["total", "pending", "succeeded", "failed", "status", "finished_at"])
     callbacks = [batch.on_complete] + ([batch.on_success] if batch.status == Batch.Status.SUCCEEDED else [])
-    for actor_name in filter(None, callbacks):
-        transaction.on_commit(lambda name=actor_name: dramatiq.get_broker().get_actor(name).send(batch_id))
+    broker = dramatiq.get_broker()
+    messages = [broker.get_actor(name).message(batch_id) for name in callbacks if name]
+    if messages:
+        outbox_add(messages, broker=broker)
+    return True
