@@ -132,3 +132,13 @@ def kills_its_worker(key: str) -> None:
     """Takes its worker process down with it, as the OOM killer or a crashing C extension would."""
     record(key, pid=os.getpid())
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dramatiq.actor(
+    queue_name="default", unique="until_executed", unique_ttl=2000, max_retries=1, retry_backoff=lambda retries: 6
+)
+def unique_retried_later(key: str) -> None:
+    """A unique job (lock expiry 2 s) whose first attempt fails and whose retry waits 6 s."""
+    record(key)
+    if len(recorded(key)) == 1:
+        raise ConnectionError("the far side is down")

@@ -1,7 +1,7 @@
 """Unique jobs: at most one job per actor and arguments is queued, or running, at a time.
 
 Dramatiq has no unique jobs and no maintained extension adds them, so they are written here:
-a lock per job key, taken and released with single atomic Redis commands.
+a lock per job key, owned by one message, each change of it one atomic step (``workers.unique_locks``).
 
 An actor opts in with the ``unique`` option::
 
@@ -17,13 +17,26 @@ Modes (the lock is always keyed by the actor and its arguments, or by ``unique_k
 - ``while_executing``: taken when a worker starts the job, released when it ends. Any number
   may be queued; a job whose twin is running goes back to the queue after ``unique_requeue_delay``.
 
-Every lock also expires after ``unique_ttl`` milliseconds, so a worker that dies holding one
-does not hold it for ever. A dropped send raises ``DuplicateJob`` from ``actor.send()``; the
-platform's senders (``enqueue_on_commit``, ``enqueue_many``, the outbox) log it and move on.
+A lock belongs to the message that took it: the same message sent again (by the outbox relay
+after a send that failed once the lock was taken, as a retry, or falling due after a delay)
+takes it again instead of being dropped as its own duplicate, unless the broker already holds
+that very message. A job that fails for good or is dead-lettered, even by a middleware that
+skips it, gives its lock back; a lock given back stays given back.
 
-Locks live in the broker's Redis (in ``REDIS_URL``'s on RabbitMQ, and in process memory on the
-StubBroker, which is itself a process's memory). Retries re-send a message that already holds
-its lock, so a retry is never dropped as its own duplicate.
+A lock expires ``unique_ttl`` milliseconds after the last thing that kept it alive, so that a
+dead worker's lock frees itself, but never under live work: each send sets its expiry to the
+delay plus the ttl; while the job runs, the process's ``LockKeeper`` extends it every third of
+the ttl (at most a minute apart); and ``unique_locks_refresh(broker)``, run by the periodic
+housekeeping, extends every lock whose message the broker still holds (queued behind a backlog,
+waiting for a retry, or held by a worker). On Redis a lock records its message's queue and
+``redis_message_id``, and the broker keeps the message in ``<namespace>:<queue>.msgs`` until it
+is acknowledged. RabbitMQ cannot be asked whether it holds a message: there a job that waits in
+its queue longer than the send's delay plus the ttl loses its lock, and a twin may get in.
+
+A dropped send raises ``DuplicateJob`` from ``actor.send()``; the platform's senders
+(``enqueue_on_commit``, ``enqueue_many``, the outbox) log it and move on. Locks live in the
+broker's Redis (in ``REDIS_URL``'s on RabbitMQ) and, with the same behaviour, in process memory
+on the StubBroker, which is itself a process's memory.
 """
 
 from __future__ import annotations
@@ -31,15 +44,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections.abc import Callable
 
+import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.errors import ActorNotFound
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
+
+from workers.lock_keeper import LockKeeper
+from workers.unique_locks import AGAIN, FIRST, QUEUED, RENEW, TAKEN, MemoryLocks, RedisLocks, stub_queued
 
 UNTIL_EXECUTED = "until_executed"
 UNTIL_STARTED = "until_started"
@@ -61,57 +77,6 @@ class UniqueModeError(MiddlewareError, ValueError):
     """An actor's ``unique`` option names no mode."""
 
 
-class RedisLocks:
-    """Locks as Redis keys whose value is the owning message id."""
-
-    # Delete only the owner's lock: one that expired and was taken by another job is left alone.
-    RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self.release_script = client.register_script(self.RELEASE)
-
-    def acquire(self, key: str, owner: str, ttl_ms: int) -> bool:
-        return bool(self.client.set(key, owner, nx=True, px=ttl_ms))
-
-    def release(self, key: str, owner: str) -> bool:
-        return bool(self.release_script(keys=[key], args=[owner]))
-
-    def owner(self, key: str) -> str | None:
-        value = self.client.get(key)
-        return value.decode() if value is not None else None
-
-
-class MemoryLocks:
-    """The same locks in one process's memory, for the StubBroker."""
-
-    def __init__(self) -> None:
-        self.mutex = threading.Lock()
-        self.locks: dict[str, tuple[str, float]] = {}
-
-    def acquire(self, key: str, owner: str, ttl_ms: int) -> bool:
-        with self.mutex:
-            if self.owner_locked(key) is not None:
-                return False
-            self.locks[key] = (owner, time.monotonic() + ttl_ms / 1000)
-            return True
-
-    def release(self, key: str, owner: str) -> bool:
-        with self.mutex:
-            if self.owner_locked(key) != owner:
-                return False
-            del self.locks[key]
-            return True
-
-    def owner(self, key: str) -> str | None:
-        with self.mutex:
-            return self.owner_locked(key)
-
-    def owner_locked(self, key: str) -> str | None:
-        owner, expires = self.locks.get(key, (None, 0.0))
-        return owner if expires > time.monotonic() else None
-
-
 def default_key(actor_name: str, args: tuple, kwargs: dict) -> str:
     """The actor's name and a digest of its arguments, the same for equal JSON arguments."""
     payload = json.dumps([list(args), kwargs], sort_keys=True, separators=(",", ":"), default=str)
@@ -119,23 +84,26 @@ def default_key(actor_name: str, args: tuple, kwargs: dict) -> str:
 
 
 class UniqueJobs(Middleware):
-    """Drop or defer a job while its twin holds the lock.
+    """Drop or defer a job while its twin holds the lock, and keep the lock alive while the job lives.
 
     Must come before Retries in the middleware list, so that its after-hooks run once Retries
-    has decided whether a failure is final.
+    has decided whether a failure is final (and has sent the retry).
 
-    Per-actor options:
+    Per-actor options (``unique_ttl`` and ``unique_requeue_delay`` also as message options):
       unique(str): ``until_executed``, ``until_started`` or ``while_executing``.
       unique_key(Callable[..., str]): Called with the job's arguments; the default uses all of them.
-      unique_ttl(int): Lock expiry in milliseconds. Defaults to the middleware's ``ttl``.
+      unique_ttl(int): How long a lock outlives what keeps it alive, in milliseconds. Defaults to
+        the middleware's ``ttl``.
       unique_requeue_delay(int): ``while_executing`` only: how long a job whose twin runs waits
         before it is tried again, in milliseconds.
 
     Parameters:
-      ttl(int): Default lock expiry, in milliseconds. Defaults to one hour.
+      ttl(int): Default ``unique_ttl``, in milliseconds. Defaults to one hour.
       requeue_delay(int): Default ``unique_requeue_delay``. Defaults to five seconds.
       redis_url(str): The Redis for locks when the broker is not Redis. Defaults to settings.REDIS_URL.
       namespace(str): Prefix of the lock keys.
+      keep_interval(float): The longest time between two extensions of a running job's lock, in
+        seconds. Defaults to one minute.
     """
 
     def __init__(
@@ -145,12 +113,14 @@ class UniqueJobs(Middleware):
         requeue_delay: int = 5_000,
         redis_url: str | None = None,
         namespace: str = "backoffice:unique",
+        keep_interval: float = 60.0,
     ) -> None:
         self.logger = get_logger(__name__, type(self))
         self.ttl = ttl
         self.requeue_delay = requeue_delay
         self.redis_url = redis_url
         self.namespace = namespace
+        self.keeper = LockKeeper(longest_wait=keep_interval)
         self._locks = None
         self._locks_mutex = threading.Lock()
 
@@ -169,9 +139,9 @@ class UniqueJobs(Middleware):
         with self._locks_mutex:
             if self._locks is None:
                 if isinstance(broker, RedisBroker):
-                    self._locks = RedisLocks(broker.client)
+                    self._locks = RedisLocks(broker.client, messages_prefix=f"{broker.namespace}:")
                 elif isinstance(broker, StubBroker):
-                    self._locks = MemoryLocks()
+                    self._locks = MemoryLocks(queued=stub_queued(broker))
                 else:
                     from django.conf import settings  # the broker is built before settings are read
 
@@ -193,46 +163,85 @@ class UniqueJobs(Middleware):
         return f"{self.namespace}:{key}"
 
     def before_enqueue(self, broker, message, delay) -> None:
-        """Take the lock of a new ``until_*`` job, or drop the send if its twin holds it."""
+        """Take the lock of an ``until_*`` job until the delay and the ttl have passed, or drop the send."""
         options = self._options(broker, message)
-        if options.get("unique") not in (UNTIL_EXECUTED, UNTIL_STARTED) or KEY_OPTION in message.options:
-            return  # not unique at send time, or a retry of a job that took its lock already
-        key = self.lock_key(message, options)
-        if not self.locks(broker).acquire(key, message.message_id, self._ttl(options)):
+        mode = options.get("unique")
+        if mode not in (UNTIL_EXECUTED, UNTIL_STARTED):
+            return
+        locks, ttl, resent = self.locks(broker), self._ttl(options, message), KEY_OPTION in message.options
+        key = message.options[KEY_OPTION] if resent else self.lock_key(message, options)
+        # A retry or a delayed job falling due already holds its lock; an until_started one gave
+        # it back when it started, and a lock given back stays given back.
+        how = FIRST if not resent else AGAIN if mode == UNTIL_EXECUTED else RENEW
+        where = locks.where(message)
+        taken = locks.take(key, message.message_id, ttl=ttl, expires_in=(delay or 0) + ttl, where=where, how=how)
+        if resent:
+            if taken != TAKEN and how == AGAIN:
+                self.logger.warning(
+                    "%s %s is sent again without its lock: a twin took %s.", message.actor_name, message.message_id, key
+                )
+            return
+        if taken == QUEUED:
+            self.logger.info("Dropped resend of %s %s: it is queued already.", message.actor_name, message.message_id)
+            raise DuplicateJob(f"{message.actor_name} message {message.message_id} is already queued")
+        if taken != TAKEN:
             self.logger.info("Dropped duplicate %s %s: its twin holds %s.", message.actor_name, message.message_id, key)
             raise DuplicateJob(f"{message.actor_name} with these arguments is already queued or running")
         message.options[KEY_OPTION] = key
 
     def before_process_message(self, broker, message) -> None:
-        """Release an ``until_started`` lock; take a ``while_executing`` one or requeue the job."""
+        """Release an ``until_started`` lock; hold an ``until_executed`` one while the job runs; take a
+        ``while_executing`` one or requeue the job."""
         options = self._options(broker, message)
         mode = options.get("unique")
         if mode == UNTIL_STARTED and KEY_OPTION in message.options:
             self.locks(broker).release(message.options[KEY_OPTION], message.message_id)
+        elif mode == UNTIL_EXECUTED and KEY_OPTION in message.options:
+            if not self._hold(broker, message, options, message.options[KEY_OPTION]):
+                self.logger.warning(
+                    "%s %s runs without its lock: a twin took it.", message.actor_name, message.message_id
+                )
         elif mode == WHILE_EXECUTING:
             key = message.options.setdefault(KEY_OPTION, self.lock_key(message, options))
-            if not self.locks(broker).acquire(key, message.message_id, self._ttl(options)):
-                delay = options.get("unique_requeue_delay", self.requeue_delay)
+            if not self._hold(broker, message, options, key):
+                delay = int(self._setting("unique_requeue_delay", options, message, self.requeue_delay))
                 self.logger.info("%s %s waits %d ms: its twin runs.", message.actor_name, message.message_id, delay)
                 broker.enqueue(message.copy(), delay=delay)
                 raise SkipMessage(f"{message.actor_name}: a job with the same key is running")
 
     def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
-        """Release the lock when the job has ended: success, failure for good, or any end of a run."""
+        """Stop keeping the lock; release it when the job has ended: success, failure for good, or
+        any end of a ``while_executing`` run."""
+        key = message.options.get(KEY_OPTION)
+        if key is None:
+            return
+        self.keeper.let_go(key, message.message_id)
         mode = self._options(broker, message).get("unique")
         ended = exception is None or message.failed
         if (mode == UNTIL_EXECUTED and ended) or mode == WHILE_EXECUTING:
-            self._release(broker, message)
+            self.locks(broker).release(key, message.message_id)
 
     def after_skip_message(self, broker, message) -> None:
-        """A skipped job that failed (malformed arguments) gives its lock back."""
-        if message.failed:
-            self._release(broker, message)
-
-    def _release(self, broker, message) -> None:
+        """A skipped job that was dead-lettered (malformed, too old, crashing) gives its lock back."""
         key = message.options.get(KEY_OPTION)
-        if key is not None:
+        if key is None:
+            return
+        self.keeper.let_go(key, message.message_id)
+        if message.failed:
             self.locks(broker).release(key, message.message_id)
+
+    def after_worker_shutdown(self, broker, worker) -> None:
+        """The worker's jobs are over: stop the keeper's thread."""
+        self.keeper.stop()
+
+    def _hold(self, broker, message, options: dict, key: str) -> bool:
+        """Take (or keep) the lock for this run and have the keeper extend it; False if a twin holds it."""
+        locks, ttl = self.locks(broker), self._ttl(options, message)
+        where = locks.where(message)
+        if locks.take(key, message.message_id, ttl=ttl, expires_in=ttl, where=where, how=AGAIN) != TAKEN:
+            return False
+        self.keeper.keep(locks, key, message.message_id, ttl=ttl)
+        return True
 
     def _options(self, broker, message) -> dict:
         try:
@@ -240,5 +249,24 @@ class UniqueJobs(Middleware):
         except ActorNotFound:  # an actor this process does not know: nothing to lock
             return {}
 
-    def _ttl(self, options: dict) -> int:
-        return int(options.get("unique_ttl", self.ttl))
+    def _ttl(self, options: dict, message) -> int:
+        return int(self._setting("unique_ttl", options, message, self.ttl))
+
+    def _setting(self, name: str, options: dict, message, default):
+        """The message's option, else the actor's, else the middleware's default."""
+        return message.options.get(name, options.get(name, default))
+
+
+def unique_locks_refresh(broker: dramatiq.Broker | None = None) -> int:
+    """Extend by its ttl the lock of every unique job the broker still holds; returns how many.
+
+    Queued, delayed (a retry waiting) or held by a worker: a job waiting longer than its ttl
+    behind a backlog keeps its lock, while a lock whose message is gone is left to expire. The
+    lock keys are few (one per unique job alive), so they are walked with SCAN. On RabbitMQ,
+    which cannot be asked whether it holds a message, this does nothing and returns 0.
+    """
+    broker = broker or dramatiq.get_broker()
+    unique = next((middleware for middleware in broker.middleware if isinstance(middleware, UniqueJobs)), None)
+    if unique is None:
+        return 0
+    return unique.locks(broker).refresh_queued(f"{unique.namespace}:")
