@@ -13,7 +13,7 @@ from tests.support import tasks
 from workers import dead_letters
 from workers.broker import refusal
 from workers.enqueue import enqueue_rollback_unsafe
-from workers.middleware.message_size import MessageSizeLimit, MessageTooLarge
+from workers.middleware.message_size import MessageSizeLimit, MessageTooLarge, check_message_size
 from workers.signing import (
     ENVELOPE_BYTES,
     BadSignature,
@@ -151,6 +151,9 @@ def test_an_oversized_message_is_refused_at_send_naming_actor_and_size(jobs):
             actor.send("x" * 2048)
         with pytest.raises(MessageTooLarge):
             enqueue_rollback_unsafe(actor, "x" * 2048)
+        # (and a sender that stores messages first can ask before it stores one)
+        with pytest.raises(MessageTooLarge):
+            check_message_size(broker, actor.message("x" * 2048))
         # But a small one goes
         actor.send("x")
     finally:

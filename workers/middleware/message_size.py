@@ -58,3 +58,14 @@ class MessageSizeLimit(Middleware):
             f"message {message.message_id} for {message.actor_name} is {size:,} bytes, over the limit of "
             f"{self.max_bytes:,} (JOB_MAX_MESSAGE_BYTES); send ids and small values, not data"
         )
+
+
+def check_message_size(broker, message) -> None:
+    """Raise ``MessageTooLarge`` if the broker's ``MessageSizeLimit`` would refuse ``message``.
+
+    For a sender that stores a message before it sends it (the outbox), so that the caller
+    hears of it at once, not a relay that would try to send it again and again.
+    """
+    for middleware in broker.middleware:
+        if isinstance(middleware, MessageSizeLimit):
+            middleware.before_enqueue(broker, message, None)
