@@ -39,8 +39,9 @@ def update_inventory(product_id: int, quantity_change: int, reason: str) -> None
     )
 
 
-def process_payment_exhausted(message, exception: BaseException) -> None:
-    payment_fail(payment_id=message.args[0], error=f"{type(exception).__name__}: {exception}")
+@dramatiq.actor(queue_name=queues.URGENT, max_retries=10)
+def process_payment_exhausted(payment_id: int, error: str) -> None:
+    payment_fail(payment_id=payment_id, error=error)
 
 
 @dramatiq.actor(
@@ -54,9 +55,10 @@ def process_payment(payment_id: int) -> None:
     payment_charge(payment_id=payment_id)
 
 
-def send_email_exhausted(message, exception: BaseException) -> None:
-    email_fail(delivery_id=message.args[0], error=f"{type(exception).__name__}: {exception}")
-    logger.error("e-mail delivery %s failed for good: %s", message.args[0], type(exception).__name__)
+@dramatiq.actor(queue_name=queues.MAILERS, max_retries=10)
+def send_email_exhausted(delivery_id: int, error: str) -> None:
+    email_fail(delivery_id=delivery_id, error=error)
+    logger.error("e-mail delivery %s failed for good: %s", delivery_id, error)
 
 
 @dramatiq.actor(
@@ -69,8 +71,9 @@ def send_email(delivery_id: int) -> None:
     email_deliver(delivery_id=delivery_id)
 
 
-def import_data_exhausted(message, exception: BaseException) -> None:
-    import_fail(import_id=message.args[0], message=f"Retries exhausted: {type(exception).__name__}: {exception}")
+@dramatiq.actor(queue_name=queues.LOW, max_retries=10)
+def import_data_exhausted(import_id: int, error: str) -> None:
+    import_fail(import_id=import_id, message=f"Retries exhausted: {error}")
 
 
 @dramatiq.actor(

@@ -30,8 +30,9 @@ def _sent_at() -> datetime:
     return message.message_datetime if message else timezone.now()
 
 
-def send_report_mail_exhausted(message, exception: BaseException) -> None:
-    report_mail_fail(mail_id=message.args[0], error=f"{type(exception).__name__}: {exception}")
+@dramatiq.actor(queue_name=queues.MAILERS, max_retries=10)
+def send_report_mail_exhausted(mail_id: int, error: str) -> None:
+    report_mail_fail(mail_id=mail_id, error=error)
 
 
 @dramatiq.actor(

@@ -112,8 +112,8 @@ def test_an_import_whose_retries_run_out_is_failed_with_the_last_error(
 
     monkeypatch.setattr(imports, "products_upsert", failing_upsert)
 
-    # When the worker has tried as often as the actor allows
-    assert perform_jobs() == 6
+    # When the worker has tried as often as the actor allows (six attempts), and run the callback
+    assert perform_jobs() == 7
 
     # Then the import is failed with the reason, and the job is a dead letter
     product_import.refresh_from_db()

@@ -8,10 +8,11 @@ from unittest import mock
 
 import pytest
 from django.core import mail
+from django.db import OperationalError
 
 from orders.models import EmailDelivery, Order, Payment, Product, SandboxCharge
 from orders.services.orders import order_queue_processing
-from orders.services.payments import payment_queue_retry
+from orders.services.payments import payment_fail, payment_queue_retry
 from orders.tasks import process_order, process_payment, send_email, update_inventory
 from tests.orders.factories import make_customer, make_order, make_product
 from workers.models import DeadLetter
@@ -129,7 +130,7 @@ def test_a_mail_that_cannot_be_sent_is_retried_on_its_schedule_then_marked_faile
     ]
     assert delays == [10_000, 20_000, 30_000, 40_000, 50_000]
     assert any(
-        r.getMessage() == f"e-mail delivery {delivery.pk} failed for good: SMTPServerDisconnected"
+        r.getMessage() == f"e-mail delivery {delivery.pk} failed for good: SMTPServerDisconnected: gone"
         for r in caplog.records
     )
 
@@ -184,3 +185,82 @@ def test_processing_an_order_runs_the_same_few_queries_whatever_its_size(jobs, d
     # Then the order moved on
     order.refresh_from_db()
     assert order.status == Order.Status.AWAITING_PAYMENT
+
+
+def test_an_illegal_order_transition_is_dead_lettered_at_once_not_retried(
+    jobs, perform_jobs, django_capture_on_commit_callbacks
+):
+    # Given an order cancelled by hand after it was processed, while its payment job waits
+    order = make_order(items=[(make_product(stock=5), 2)])
+    process_order.send(order.pk)
+    with django_capture_on_commit_callbacks() as at_commit:
+        jobs.drain()
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.CANCELLED)
+    for callback in at_commit:
+        callback()
+
+    # When the payment job runs
+    perform_jobs()
+
+    # Then it ran once and was discarded into the dead letters, naming the refused move
+    dead = DeadLetter.objects.get(actor_name="process_payment")
+    assert (dead.reason, dead.attempts) == ("discarded", 1)
+    assert dead.error == f"InvalidTransition: order {order.pk} cannot go from cancelled to paid"
+    assert order.payments.get().status == Payment.Status.PENDING
+
+
+def test_an_outcome_the_gateway_should_not_give_is_dead_lettered_at_once_and_settles_nothing(
+    perform_jobs, django_capture_on_commit_callbacks
+):
+    # Given a gateway that answers with an outcome this code does not know
+    with mock.patch("orders.gateway.SandboxGateway._decide", return_value="held_for_review"):
+        order, _ = place_and_process(perform_jobs, django_capture_on_commit_callbacks)
+
+    # Then the payment job ran once, was discarded, and the payment waits for a person
+    dead = DeadLetter.objects.get(actor_name="process_payment")
+    assert (dead.reason, dead.attempts) == ("discarded", 1)
+    assert dead.error.startswith("UnknownGatewayOutcome: the gateway answered 'held_for_review'")
+    assert (order.status, order.payments.get().status) == (Order.Status.AWAITING_PAYMENT, Payment.Status.PENDING)
+    assert mail.outbox == []
+
+
+def test_a_payment_failure_callback_that_meets_a_database_blip_runs_again_and_alerts_staff_once(
+    perform_jobs, django_capture_on_commit_callbacks, settings
+):
+    # Given a payment whose retries run out, and whose failure callback fails once
+    settings.STAFF_ALERT_EMAILS = ["ops@example.com"]
+    failures = [OperationalError("database is locked")]
+
+    def payment_fail_after_a_blip(**kwargs):
+        if failures:
+            raise failures.pop()
+        return payment_fail(**kwargs)
+
+    with mock.patch("orders.tasks.payment_fail", side_effect=payment_fail_after_a_blip):
+        order, _ = place_and_process(perform_jobs, django_capture_on_commit_callbacks, token="tok_down")
+
+    # Then the callback ran again on its own schedule: the order failed and staff heard once
+    assert failures == []
+    assert order.status == Order.Status.FAILED
+    assert order.payments.get().status == Payment.Status.FAILED
+    assert [m.to for m in mail.outbox] == [["ops@example.com"]]
+
+
+def test_a_payment_job_sent_with_keyword_arguments_fails_its_order_when_retries_run_out(perform_jobs, settings):
+    # Given a payment whose job is sent with its argument by name, while the gateway is down
+    settings.STAFF_ALERT_EMAILS = ["ops@example.com"]
+    order = make_order(items=[(make_product(), 1)], token="tok_down", status=Order.Status.AWAITING_PAYMENT)
+    payment = Payment.objects.create(order=order, amount=10, method_token="tok_down", idempotency_key="kw-1")
+    process_payment.send(payment_id=payment.pk)
+
+    # When its retries run out
+    perform_jobs()
+
+    # Then its failure callback found the payment by name: the order failed and staff were alerted
+    payment.refresh_from_db()
+    order.refresh_from_db()
+    assert (payment.status, payment.attempts) == (Payment.Status.FAILED, 9)
+    assert (
+        order.failure_reason == "Payment could not be charged: GatewayUnavailable: sandbox gateway: connection refused"
+    )
+    assert [m.to for m in mail.outbox] == [["ops@example.com"]]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+import smtplib
 from datetime import date
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 import time_machine
@@ -14,7 +16,7 @@ from django.core import mail
 from dramatiq_crontab import scheduler
 
 from reports.models import Report, ReportMail
-from reports.tasks import generate_daily_report
+from reports.tasks import generate_daily_report, send_report_mail
 from tests.orders.factories import make_product
 from tests.reports.factories import berlin, place_order
 from workers.models import DeadLetter
@@ -104,4 +106,26 @@ def test_the_scheduler_sends_the_job_after_midnight_for_the_day_that_just_ended(
 
     # Then the report of the 27th is stored and mailed
     assert list(Report.objects.values_list("date", flat=True)) == [date(2025, 11, 27)]
+    assert len(mail.outbox) == 1
+
+
+def test_a_report_mail_that_cannot_be_sent_is_retried_then_marked_failed_by_its_callback(sales, perform_jobs):
+    # Given an SMTP server that drops every connection
+    with mock.patch("django.core.mail.EmailMessage.send", side_effect=smtplib.SMTPServerDisconnected("gone")):
+        # When the report is built and its mail job runs out of retries
+        generate_daily_report.send(date="2025-11-27")
+        perform_jobs()
+
+    # Then the mail is marked failed with the last error, holding no claim, and its job is a dead letter
+    report_mail = ReportMail.objects.get()
+    assert (report_mail.status, report_mail.attempts, report_mail.sent_at) == ("failed", 6, None)
+    assert report_mail.error == "SMTPServerDisconnected: gone"
+    assert DeadLetter.objects.get(actor_name="send_report_mail").reason == "exhausted"
+    assert mail.outbox == []
+
+    # And a replay of the job (as from the dead letters) sends it once
+    send_report_mail.send(mail_id=report_mail.pk)
+    perform_jobs()
+    report_mail.refresh_from_db()
+    assert (report_mail.status, report_mail.error) == ("sent", "")
     assert len(mail.outbox) == 1

@@ -39,15 +39,16 @@ def flaky(key: str, failures: int) -> None:
         raise ConnectionError("the far side is down")
 
 
-def record_exhausted(message, exception) -> None:
-    record(f"{message.kwargs['key']}:exhausted", message_id=message.message_id, error=repr(exception))
+@dramatiq.actor(queue_name="default")
+def record_exhausted(key: str, message_id: str, error: str) -> None:
+    record(f"{key}:exhausted", message_id=message_id, error=error)
 
 
 @dramatiq.actor(
     queue_name="default",
     max_retries=1,
     retry_backoff=lambda retries: 0.2,
-    on_retries_exhausted="tests.support.tasks.record_exhausted",
+    on_retries_exhausted=record_exhausted,
 )
 def always_fails(*, key: str) -> None:
     record(key)

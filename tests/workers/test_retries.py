@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from unittest import mock
 
 import dramatiq
 import pytest
 from django.contrib.auth.models import User
+from django.db import OperationalError
 from dramatiq.broker import MessageProxy
 
+from workers import dead_letters
 from workers.errors import PermanentError
+from workers.exhausted_callbacks import ExhaustedCallbackError
 from workers.middleware.retries import RetryLogLevel, exponential_backoff
-from workers.models import DeadLetter
+from workers.models import DeadLetter, OutboxMessage
+from workers.outbox import outbox_relay
 
 pytestmark = pytest.mark.django_db
 
 attempts: list[str] = []
-exhausted: list[tuple] = []
+exhausted: list[dict] = []
+callback_failures: list[Exception] = []
 
 
-def remember_exhausted(message, exception) -> None:
-    exhausted.append((message.message_id, message.args, exception))
+@dramatiq.actor(max_retries=3, retry_backoff=lambda count: 1)
+def remember_exhausted(key: str, error: str, message_id: str) -> None:
+    if callback_failures:
+        raise callback_failures.pop()
+    exhausted.append({"key": key, "error": error, "message_id": message_id})
 
 
 @dramatiq.actor(max_retries=3, retry_backoff=lambda count: 10 * (count + 1))
@@ -37,8 +47,13 @@ def fails_twice(key: str) -> None:
 
 
 @dramatiq.actor(max_retries=1, retry_backoff=lambda count: 1, on_retries_exhausted=remember_exhausted)
-def never_works(key: str) -> None:
+def never_works(key: str, note: str = "") -> None:
     attempts.append(key)
+    raise TimeoutError("slow gateway")
+
+
+@dramatiq.actor(max_retries=0, on_retries_exhausted="remember_exhausted")
+def never_works_by_name(key: str) -> None:
     raise TimeoutError("slow gateway")
 
 
@@ -60,6 +75,7 @@ def refuse_payment(key: str, kind: str) -> None:
 def _reset():
     attempts.clear()
     exhausted.clear()
+    callback_failures.clear()
 
 
 def test_the_seed_schedule_delays_each_retry_by_ten_seconds_more(jobs, caplog):
@@ -77,43 +93,130 @@ def test_the_seed_schedule_delays_each_retry_by_ten_seconds_more(jobs, caplog):
     assert DeadLetter.objects.get().reason == DeadLetter.Reason.EXHAUSTED
 
 
-def test_a_job_that_recovers_within_its_retries_succeeds_without_a_dead_letter(jobs):
+def test_a_job_that_recovers_within_its_retries_succeeds_without_a_dead_letter(perform_jobs):
     fails_twice.send("k")
-    jobs.drain()
+    perform_jobs()
     assert attempts == ["k", "k", "k"]
     assert exhausted == []
     assert not DeadLetter.objects.exists()
-    assert jobs.dead_letters == []
+    assert not OutboxMessage.objects.exists()
 
 
-def test_the_exhausted_callback_gets_the_message_and_the_error_once(jobs):
-    # Given an actor with one retry that always fails
-    message = never_works.send("k")
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda: never_works.send("k"),
+        lambda: never_works.send(key="k"),
+        lambda: never_works.send_with_options(kwargs={"key": "k"}),
+    ],
+    ids=["positional", "keyword", "with options"],
+)
+def test_the_exhausted_callback_is_a_job_sent_the_arguments_by_name_and_the_error_once(jobs, perform_jobs, send):
+    # Given an actor with one retry that always fails, sent with positional or keyword arguments
+    message = send()
 
-    # When its retries run out
-    jobs.drain()
+    # When its retries run out, and the jobs that follows runs
+    perform_jobs()
 
-    # Then the callback ran exactly once with that message and its last error
+    # Then the callback job ran exactly once with the job's argument by name and its last error
     assert attempts == ["k", "k"]
-    assert len(exhausted) == 1
-    message_id, args, error = exhausted[0]
-    assert (message_id, args) == (message.message_id, ("k",))
-    assert isinstance(error, TimeoutError)
+    assert exhausted == [{"key": "k", "error": "TimeoutError: slow gateway", "message_id": message.message_id}]
     dead = DeadLetter.objects.get(message_id=message.message_id)
     assert (dead.reason, dead.attempts, dead.error) == ("exhausted", 2, "TimeoutError: slow gateway")
     assert [m.message_id for m in jobs.dead_letters] == [message.message_id]
 
 
-def test_a_redelivered_exhausted_message_does_not_call_back_twice(jobs):
+def test_a_callback_named_by_its_actor_name_is_sent_too(perform_jobs):
+    message = never_works_by_name.send(key="k")
+    perform_jobs()
+    assert exhausted == [{"key": "k", "error": "TimeoutError: slow gateway", "message_id": message.message_id}]
+
+
+def test_a_callback_that_fails_once_is_retried_and_runs_exactly_once(jobs, perform_jobs, caplog):
+    # Given a callback whose first run meets a database blip
+    caplog.set_level(logging.INFO, logger="workers.middleware.retries.Retries")
+    callback_failures.append(OperationalError("database is locked"))
+    message = never_works.send("k")
+
+    # When the job exhausts its retries and the callback job runs, and runs again
+    perform_jobs()
+
+    # Then the callback took effect once, on its own retry
+    assert exhausted == [{"key": "k", "error": "TimeoutError: slow gateway", "message_id": message.message_id}]
+    retried = [r.args[1] for r in caplog.records if r.msg.startswith("Retrying message")]
+    assert retried == ["never_works", "remember_exhausted"]
+    assert DeadLetter.objects.get().message_id == message.message_id
+
+
+def test_a_callback_refused_by_the_broker_at_commit_waits_in_the_outbox_for_the_relay(
+    jobs, perform_jobs, django_capture_on_commit_callbacks
+):
+    # Given a job whose retries run out
+    message = never_works.send("k")
+    with django_capture_on_commit_callbacks() as at_commit:
+        jobs.drain()
+
+    # When the broker refuses every send at the commit
+    with mock.patch.object(jobs.broker, "enqueue", side_effect=ConnectionError("broker down")):
+        for callback in at_commit:
+            callback()
+
+    # Then the callback job waits in the outbox, and the relay sends it: it runs once
+    assert exhausted == []
+    assert OutboxMessage.objects.get().message["actor_name"] == "remember_exhausted"
+    assert outbox_relay(older_than=timedelta(0)) == 1
+    perform_jobs()
+    assert exhausted == [{"key": "k", "error": "TimeoutError: slow gateway", "message_id": message.message_id}]
+    assert not OutboxMessage.objects.exists()
+
+
+def test_a_dead_letter_that_cannot_be_written_tries_the_job_again_rather_than_lose_its_callback(
+    jobs, perform_jobs, caplog
+):
+    # Given a job whose last attempt fails while the database refuses the dead letter once
+    failures = [OperationalError("database is locked")]
+    record = dead_letters.record
+
+    def record_unless_locked(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return record(*args, **kwargs)
+
+    with mock.patch.object(dead_letters, "record", side_effect=record_unless_locked):
+        message = never_works.send("k")
+
+        # When its retries run out
+        perform_jobs()
+
+    # Then the last attempt ran again, and the dead letter and the callback were written then, once
+    assert attempts == ["k", "k", "k"]
+    assert DeadLetter.objects.get(message_id=message.message_id).reason == "exhausted"
+    assert len(exhausted) == 1
+    assert any(r.getMessage().startswith("Could not record the exhaustion of message") for r in caplog.records)
+
+
+def test_a_redelivered_exhausted_message_does_not_call_back_twice(jobs, perform_jobs):
     # Given a message whose retries ran out
     message = never_works.send("k")
-    jobs.drain()
+    perform_jobs()
     # When the broker delivers its last attempt again (a worker died before acknowledging it)
     jobs.broker.enqueue(message.copy(options={"retries": 1}))
-    jobs.drain()
-    # Then the callback is not called a second time
+    perform_jobs()
+    # Then the callback is not sent a second time
     assert len(exhausted) == 1
     assert DeadLetter.objects.count() == 1
+
+
+def test_a_callback_that_is_not_an_actor_or_asks_for_what_the_job_lacks_is_refused_at_import():
+    with pytest.raises(ExhaustedCallbackError, match="must be an actor or an actor's name"):
+
+        @dramatiq.actor(on_retries_exhausted=lambda message, exception: None)
+        def old_style(key: str) -> None: ...
+
+    with pytest.raises(ExhaustedCallbackError, match="asks for key, which the job does not have"):
+
+        @dramatiq.actor(on_retries_exhausted=remember_exhausted)
+        def other_arguments(order_id: int) -> None: ...
 
 
 def test_the_default_callback_logs_one_error_line(jobs, caplog):

@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable
 
 import dramatiq
 from django.core.exceptions import ObjectDoesNotExist
-from django.utils.module_loading import import_string
+from django.db import transaction
 from dramatiq.common import compute_backoff
 from dramatiq.errors import ActorNotFound, Retry
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
 from workers.errors import PermanentError
+from workers.exhausted_callbacks import callback_check, callback_message
 
 #: Exceptions no actor retries: a permanent domain failure, or a row that is not there.
 ALWAYS_DISCARD: tuple[type[BaseException], ...] = (PermanentError, ObjectDoesNotExist)
@@ -46,10 +46,17 @@ class Retries(Middleware):
     class in the actor's ``discard`` (or Dramatiq's ``throws``) option is never retried. Other
     exceptions are retried after ``retry_backoff(retries)`` seconds, where ``retries`` counts
     the retries already made (0 before the first), until ``max_retries`` retries have been made.
-    Then the job is exhausted: ``on_retries_exhausted(message, exception)`` is called exactly
-    once per message (a callable or its dotted path), even if the message is delivered again.
     Discarded and exhausted jobs are failed, so they land in the broker's dead-letter queue,
     and are recorded as ``DeadLetter`` rows to be looked at and replayed.
+
+    An exhausted job's ``on_retries_exhausted`` callback is an actor (or an actor's name): it
+    is sent, as a job of its own, the failed job's arguments by name (those its signature
+    takes), plus ``error`` ("ExceptionName: text") and ``message_id`` if it asks for them. The
+    callback message goes through the outbox in the transaction that writes the dead letter,
+    so it is sent exactly once per message, even if the message is delivered again, and then
+    retried on the callback's own schedule until it succeeds. If that transaction fails (the
+    database is away), the message is not failed yet: it is tried again after its last delay,
+    so neither the dead letter nor the callback is lost. Without a callback, one error line.
 
     Per-actor options, each overriding the middleware default:
       max_retries(int): Retries after the first attempt.
@@ -57,7 +64,7 @@ class Retries(Middleware):
         number of retries made so far. The default is exponential with jitter from
         ``min_backoff`` to ``max_backoff`` (Dramatiq's options, in milliseconds).
       discard(tuple[type[Exception], ...]): Exceptions never retried.
-      on_retries_exhausted(Callable | str): Called with the message and the last exception.
+      on_retries_exhausted(dramatiq.Actor | str): Sent the failed job's arguments and error.
 
     Parameters:
       max_retries(int): Default retries. Defaults to 20.
@@ -70,6 +77,10 @@ class Retries(Middleware):
         self.max_retries = max_retries
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
+
+    def before_declare_actor(self, broker, actor) -> None:
+        """Refuse at import a callback that could not be sent, rather than find out when retries run out."""
+        callback_check(actor, actor.options.get("on_retries_exhausted"))
 
     @property
     def actor_options(self) -> set[str]:
@@ -116,31 +127,74 @@ class Retries(Middleware):
             return
 
         if verdict == "exhaust":
-            message.fail()
-            from workers import dead_letters  # models load after the broker is built
-
-            if dead_letters.record(message, exception, "exhausted"):
-                _callback(options.get("on_retries_exhausted") or log_exhausted)(message, exception)
+            self._exhaust(broker, message, exception, options)
             return
 
-        if isinstance(exception, Retry) and exception.delay is not None:
-            delay_ms = exception.delay
-        elif options.get("retry_backoff") is not None:
-            delay_ms = int(options["retry_backoff"](retries) * 1000)
-        else:
-            delay_ms = int(
-                exponential_backoff(
-                    retries,
-                    min_backoff=options.get("min_backoff", self.min_backoff),
-                    max_backoff=min(options.get("max_backoff", self.max_backoff), self.max_backoff),
-                )
-                * 1000
-            )
+        delay_ms = self._delay(options, retries, exception)
         message.options["retries"] = retries + 1
         message.options["traceback"] = traceback.format_exc(limit=30)
         message.options["requeue_timestamp"] = int(time.time() * 1000)
         self.logger.info("Retrying message %s of %s in %d ms.", message.message_id, message.actor_name, delay_ms)
         broker.enqueue(message, delay=delay_ms)
+
+    def _exhaust(self, broker, message, exception: BaseException, options: dict) -> None:
+        """Write the dead letter and the callback job in one transaction, then fail the message."""
+        from workers import dead_letters  # models load after the broker is built
+        from workers.outbox import outbox_add
+
+        callback = self._callback_message(broker, message, exception, options.get("on_retries_exhausted"))
+        try:
+            with transaction.atomic():
+                recorded = dead_letters.record(message, exception, "exhausted")
+                if recorded and callback is not None:
+                    outbox_add([callback], broker=broker)
+        except Exception:
+            # Failing the message now would lose the dead letter and the callback: try the last
+            # attempt again later instead, when the database may be back.
+            delay_ms = self._delay(options, message.options.get("retries", 0), exception)
+            self.logger.error(
+                "Could not record the exhaustion of message %s of %s; trying it again in %d ms.",
+                message.message_id,
+                message.actor_name,
+                delay_ms,
+                exc_info=True,
+            )
+            broker.enqueue(message, delay=delay_ms)
+            return
+        message.fail()
+        if recorded and callback is None:
+            log_exhausted(message, exception)
+
+    def _callback_message(self, broker, message, exception: BaseException, target) -> dramatiq.Message | None:
+        """The callback job of an exhausted message, or None when it has none (or it cannot be built)."""
+        if target is None:
+            return None
+        try:
+            return callback_message(broker, message, exception, target)
+        except (ActorNotFound, TypeError) as error:
+            self.logger.error(
+                "The retries-exhausted callback %r of message %s of %s cannot be sent: %s.",
+                target,
+                message.message_id,
+                message.actor_name,
+                error,
+            )
+            return None
+
+    def _delay(self, options: dict, retries: int, exception: BaseException) -> int:
+        """Milliseconds before the next attempt, after ``retries`` retries."""
+        if isinstance(exception, Retry) and exception.delay is not None:
+            return exception.delay
+        if options.get("retry_backoff") is not None:
+            return int(options["retry_backoff"](retries) * 1000)
+        return int(
+            exponential_backoff(
+                retries,
+                min_backoff=options.get("min_backoff", self.min_backoff),
+                max_backoff=min(options.get("max_backoff", self.max_backoff), self.max_backoff),
+            )
+            * 1000
+        )
 
 
 class RetryLogLevel(logging.Filter):
@@ -185,7 +239,3 @@ def _as_tuple(value) -> tuple:
     if value is None:
         return ()
     return tuple(value) if isinstance(value, (tuple, list)) else (value,)
-
-
-def _callback(target: Callable | str) -> Callable:
-    return import_string(target) if isinstance(target, str) else target
