@@ -107,9 +107,14 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
 
     Returns what each duty did (how many messages or rows), for the log.
     """
-    from workers.outbox import outbox_relay  # the outbox imports the bulk sender, which imports middleware
+    # The outbox imports the bulk sender, which imports the middleware that runs this.
+    from workers.middleware.unique import unique_locks_refresh
+    from workers.outbox import outbox_relay
 
-    duties = {"outbox_relayed": lambda: outbox_relay(broker=broker)}
+    duties = {
+        "outbox_relayed": lambda: outbox_relay(broker=broker),
+        "unique_locks_refreshed": lambda: unique_locks_refresh(broker),
+    }
     if recover_dead_workers:
         duties["dead_workers_requeued"] = lambda: dead_workers_requeue(broker=broker)
     done = {}

@@ -8,6 +8,7 @@ Dramatiq has no synchronous drain of its own, so that loop is written here. ``Re
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -33,6 +34,7 @@ from dramatiq.middleware import SkipMessage
 from workers.middleware.unique import UniqueJobs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,12 @@ class Jobs:
             getattr(middleware, "before_" + signal_name)(self.broker, *args, **kwargs)
 
     def _emit_after(self, signal_name: str, *args, **kwargs) -> None:
+        # As Broker.emit_after: a failing after-hook is logged and the others still run.
         for middleware in reversed(self._middleware()):
-            getattr(middleware, "after_" + signal_name)(self.broker, *args, **kwargs)
+            try:
+                getattr(middleware, "after_" + signal_name)(self.broker, *args, **kwargs)
+            except Exception:
+                logger.critical("Unexpected failure in after_%s of %r.", signal_name, middleware, exc_info=True)
 
 
 def declare_actors(broker: dramatiq.Broker, *actors: dramatiq.Actor) -> dramatiq.Broker:

@@ -80,5 +80,5 @@ class Housekeeping(Middleware):
         if not client.set(key, owner, nx=True, px=int(self.interval * 1000 * 0.9)):
             return
         done = housekeeping_round(broker=broker, recover_dead_workers=now - self.reachable_since >= self.settle)
-        if any(done.values()):
+        if done.get("outbox_relayed") or done.get("dead_workers_requeued"):
             self.logger.info("Housekeeping: %s", ", ".join(f"{name}={count}" for name, count in done.items()))
