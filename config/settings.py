@@ -220,12 +220,15 @@ DRAMATIQ_BROKER = {
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 
-# The scheduler's leader lock, so that two schedulers never double a run. A second scheduler
-# waits this long (in seconds) for the lock, then says another one is running and exits.
-DRAMATIQ_CRONTAB = {
-    "REDIS_URL": REDIS_URL,
-    "LOCK_BLOCKING_TIMEOUT": int(os.environ.get("SCHEDULER_LOCK_WAIT", "15")),
-}
+# SCHEDULER: `manage.py runscheduler` sends the jobs declared with @cron. Any number may run; one
+# leads under a Redis lock that it renews every SCHEDULER_LOCK_RENEW seconds (at most half the
+# TTL), and a standby takes over within SCHEDULER_LOCK_TTL seconds (plus one renewal) of its death.
+SCHEDULER_LOCK_TTL = float(os.environ.get("SCHEDULER_LOCK_TTL", "10"))
+SCHEDULER_LOCK_RENEW = float(os.environ.get("SCHEDULER_LOCK_RENEW", "2"))
+# A run missed while no scheduler ran is sent once on leading if it is at most this many hours old.
+SCHEDULER_CATCH_UP_HOURS = float(os.environ.get("SCHEDULER_CATCH_UP_HOURS", "24"))
+# dramatiq-crontab's own `manage.py crontab`, replaced by runscheduler, keeps its lock if started by hand.
+DRAMATIQ_CRONTAB = {"REDIS_URL": REDIS_URL}
 
 # REPORTS
 # Who gets the daily report by mail; empty: nobody, the report is only stored.

@@ -1,0 +1,1 @@
+"""A test app with one recurring job on a schedule of seconds, for real scheduler processes."""
