@@ -139,12 +139,8 @@ class Scheduler:
                 self.settled[name] = known
         wait, caught_up = self._fire_due(catching_up=True)
         self.role = "leading"
-        logger.info(
-            "Scheduler %s leads %d recurring jobs; caught up: %s",
-            self.token,
-            len(self.jobs),
-            ", ".join(caught_up) or "none",
-        )
+        caught = ", ".join(caught_up) or "none"
+        logger.info("Scheduler %s leads %d recurring jobs; caught up: %s", self.token, len(self.jobs), caught)
         return wait
 
     def _stand_by(self) -> None:
@@ -159,13 +155,10 @@ class Scheduler:
 
     def _redis_away(self, error: redis.RedisError) -> float:
         if not self.outages:
-            doing = "stopped leading" if self.role == "leading" else "standing by"
+            doing = "stopped leading" if self.role == "leading" else "stands by"
+            reason = f"{type(error).__name__}: {error}"
             logger.warning(
-                "Redis is unreachable (%s: %s): scheduler %s %s, retrying with back-off",
-                type(error).__name__,
-                error,
-                self.token,
-                doing,
+                "Redis is unreachable (%s): scheduler %s %s, retrying with back-off", reason, self.token, doing
             )
         self.role = "away"
         self.outages += 1
