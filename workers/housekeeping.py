@@ -108,6 +108,7 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     Returns what each duty did (how many messages or rows), for the log.
     """
     # The outbox imports the bulk sender, which imports the middleware that runs this.
+    from workers.batches import batches_reconcile
     from workers.middleware.unique import unique_locks_refresh
     from workers.outbox import outbox_relay
 
@@ -117,6 +118,9 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     }
     if recover_dead_workers:
         duties["dead_workers_requeued"] = lambda: dead_workers_requeue(broker=broker)
+    # Counting every running batch's jobs is heavier, and only repairs what a failed write left.
+    if _due(broker, "batches_reconcile", every=timedelta(minutes=1)):
+        duties["batches_finished"] = batches_reconcile
     done = {}
     for name, duty in duties.items():
         try:
@@ -124,3 +128,12 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
         except Exception:
             logger.warning("housekeeping: %s failed; the next round tries again", name, exc_info=True)
     return done
+
+
+def _due(broker: dramatiq.Broker, duty: str, *, every: timedelta) -> bool:
+    """True at most once per ``every`` across the cluster (the StubBroker's callers run duties by hand)."""
+    from workers.platform_redis import platform_client, platform_namespace
+
+    client = platform_client(broker)
+    key = f"{platform_namespace(broker)}:backoffice:housekeeping:{duty}"
+    return client is None or bool(client.set(key, 1, nx=True, px=int(every.total_seconds() * 1000)))

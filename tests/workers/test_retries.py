@@ -192,7 +192,32 @@ def test_a_dead_letter_that_cannot_be_written_tries_the_job_again_rather_than_lo
     assert attempts == ["k", "k", "k"]
     assert DeadLetter.objects.get(message_id=message.message_id).reason == "exhausted"
     assert len(exhausted) == 1
-    assert any(r.getMessage().startswith("Could not record the exhaustion of message") for r in caplog.records)
+    assert any(
+        r.getMessage().startswith("Could not record message") and "as exhausted" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_a_discarded_job_whose_dead_letter_cannot_be_written_is_tried_again_not_lost(jobs, perform_jobs):
+    # Given a job that fails for good while the database refuses its dead letter once
+    failures = [OperationalError("database is locked")]
+    record = dead_letters.record
+
+    def record_unless_locked(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return record(*args, **kwargs)
+
+    with mock.patch.object(dead_letters, "record", side_effect=record_unless_locked):
+        message = refuse_payment.send("k", "permanent")
+
+        # When it runs
+        perform_jobs()
+
+    # Then it ran again and its dead letter was written then, once, and its message failed
+    assert attempts == ["k", "k"]
+    assert DeadLetter.objects.get(message_id=message.message_id).reason == "discarded"
+    assert [dead.message_id for dead in jobs.dead_letters] == [message.message_id]
 
 
 def test_a_redelivered_exhausted_message_does_not_call_back_twice(jobs, perform_jobs):

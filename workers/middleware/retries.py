@@ -120,14 +120,11 @@ class Retries(Middleware):
                 message.actor_name,
                 type(exception).__name__,
             )
-            message.fail()
-            from workers import dead_letters  # models load after the broker is built
-
-            dead_letters.record(message, exception, "discarded")
+            self._dead_letter(broker, message, exception, options, reason="discarded")
             return
 
         if verdict == "exhaust":
-            self._exhaust(broker, message, exception, options)
+            self._dead_letter(broker, message, exception, options, reason="exhausted")
             return
 
         delay_ms = self._delay(options, retries, exception)
@@ -137,15 +134,17 @@ class Retries(Middleware):
         self.logger.info("Retrying message %s of %s in %d ms.", message.message_id, message.actor_name, delay_ms)
         broker.enqueue(message, delay=delay_ms)
 
-    def _exhaust(self, broker, message, exception: BaseException, options: dict) -> None:
-        """Write the dead letter and the callback job in one transaction, then fail the message."""
+    def _dead_letter(self, broker, message, exception: BaseException, options: dict, *, reason: str) -> None:
+        """Write the dead letter (and an exhausted job's callback) in one transaction, then fail the message."""
         from workers import dead_letters  # models load after the broker is built
         from workers.outbox import outbox_add
 
-        callback = self._callback_message(broker, message, exception, options.get("on_retries_exhausted"))
+        callback = None
+        if reason == "exhausted":
+            callback = self._callback_message(broker, message, exception, options.get("on_retries_exhausted"))
         try:
             with transaction.atomic():
-                recorded = dead_letters.record(message, exception, "exhausted")
+                recorded = dead_letters.record(message, exception, reason)
                 if recorded and callback is not None:
                     outbox_add([callback], broker=broker)
         except Exception:
@@ -153,16 +152,17 @@ class Retries(Middleware):
             # attempt again later instead, when the database may be back.
             delay_ms = self._delay(options, message.options.get("retries", 0), exception)
             self.logger.error(
-                "Could not record the exhaustion of message %s of %s; trying it again in %d ms.",
+                "Could not record message %s of %s as %s; trying it again in %d ms.",
                 message.message_id,
                 message.actor_name,
+                reason,
                 delay_ms,
                 exc_info=True,
             )
             broker.enqueue(message, delay=delay_ms)
             return
         message.fail()
-        if recorded and callback is None:
+        if recorded and reason == "exhausted" and callback is None:
             log_exhausted(message, exception)
 
     def _callback_message(self, broker, message, exception: BaseException, target) -> dramatiq.Message | None:
