@@ -54,7 +54,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_dramatiq",
-    "dramatiq_crontab",
+    # dramatiq-crontab's @cron registry is used without its app: its `crontab` command, with a
+    # lock of its own, would double the runs of `runscheduler`.
     "workers",
     "orders",
     "reports",
@@ -227,8 +228,6 @@ SCHEDULER_LOCK_TTL = float(os.environ.get("SCHEDULER_LOCK_TTL", "10"))
 SCHEDULER_LOCK_RENEW = float(os.environ.get("SCHEDULER_LOCK_RENEW", "2"))
 # A run missed while no scheduler ran is sent once on leading if it is at most this many hours old.
 SCHEDULER_CATCH_UP_HOURS = float(os.environ.get("SCHEDULER_CATCH_UP_HOURS", "24"))
-# dramatiq-crontab's own `manage.py crontab`, replaced by runscheduler, keeps its lock if started by hand.
-DRAMATIQ_CRONTAB = {"REDIS_URL": REDIS_URL}
 
 # REPORTS
 # Who gets the daily report by mail; empty: nobody, the report is only stored.
@@ -251,7 +250,5 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # A failure that will be retried is a warning line; one that ends the job keeps its traceback.
         "dramatiq.worker.WorkerThread": {"filters": ["retry_log_level"]},
-        # The scheduler renews its lock every few seconds; a line for each would drown the rest.
-        "apscheduler.executors.default": {"level": "WARNING"},
     },
 }

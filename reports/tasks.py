@@ -13,6 +13,7 @@ from reports.periods import day_before, parse_day
 from reports.services.daily import report_daily_build
 from reports.services.mail import report_mail_fail, report_mail_send
 from workers import queues
+from workers.schedules import FIRE_TIME_OPTION
 
 
 @cron("5 0 * * *")
@@ -24,10 +25,13 @@ def generate_daily_report(date: str | None = None, force: bool = False, mail: bo
 
 
 def _sent_at() -> datetime:
-    # The scheduler sends at 00:05; a job that waits in the queue past the next midnight must
-    # still report the day before it was sent, not the day before it ran.
+    # The scheduler runs it at 00:05; a run caught up late, or a job that waits in the queue
+    # past the next midnight, must still report the day before it was due, not before it ran.
     message = CurrentMessage.get_current_message()
-    return message.message_datetime if message else timezone.now()
+    if message is None:
+        return timezone.now()
+    fire_time = message.options.get(FIRE_TIME_OPTION)
+    return datetime.fromisoformat(fire_time) if fire_time else message.message_datetime
 
 
 @dramatiq.actor(queue_name=queues.MAILERS, max_retries=10)

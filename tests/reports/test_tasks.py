@@ -78,6 +78,18 @@ def test_without_a_date_the_job_reports_the_day_before_it_was_sent(sales, perfor
     assert list(Report.objects.values_list("date", flat=True)) == [date(2025, 11, 27)]
 
 
+def test_a_run_the_scheduler_caught_up_late_reports_the_day_before_it_was_due(sales, perform_jobs):
+    # Given the 00:05 run of the 28th, missed while no scheduler ran, caught up at 00:01 on the 29th
+    with time_machine.travel(berlin(2025, 11, 29, 0, 1), tick=False):
+        generate_daily_report.send_with_options(fire_time=berlin(2025, 11, 28, 0, 5).isoformat())
+
+        # When it runs
+        perform_jobs()
+
+    # Then it reports the 27th, not the 28th
+    assert list(Report.objects.values_list("date", flat=True)) == [date(2025, 11, 27)]
+
+
 @pytest.mark.parametrize(
     ("day", "error"),
     [
