@@ -106,6 +106,7 @@ class GuardedRedisConsumer(_RedisConsumer):
             # Without its Redis id a message could never be acknowledged: it would be held for ever.
             if not isinstance(message.options.get("redis_message_id"), str):
                 raise MalformedMessage("the message has no redis_message_id option")
+            check_queue(message, self.queue_name)
             return message
         except Exception as error:
             redis_message_id = self.broker.find_fetched(self.queue_name, data)
@@ -139,12 +140,25 @@ class GuardedRabbitmqConsumer(_RabbitmqConsumer):
             raise ConnectionClosed(error) from None
         try:
             message = Message.decode(body)
+            check_queue(message, self.queue_name)
         except Exception as error:
             refuse(body, error, queue_name=q_name(self.queue_name), message_id=None, logger=self.logger)
             self._nack(method.delivery_tag)
             return None
         self.known_tags.add(method.delivery_tag)
         return _RabbitmqMessage(method.redelivered, method.delivery_tag, message)
+
+
+def check_queue(message: Message, queue_name: str) -> None:
+    """Raise ``MalformedMessage`` unless the message names the queue it was read from.
+
+    A worker thread hands a finished message back to the consumer of the queue the message
+    names; a queue this worker does not consume would end that thread.
+    """
+    if message.queue_name != queue_name:
+        raise MalformedMessage(
+            f"the message names queue {message.queue_name[:100]!r}, but was read from {queue_name!r}"
+        )
 
 
 def refuse(data: bytes, error: BaseException, *, queue_name: str, message_id: str | None, logger) -> None:

@@ -118,7 +118,7 @@ class SignedJSONEncoder(Encoder):
             raise BadSignature("the signature matches none of the signing keys")
         try:
             fields = json.loads(body)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
             raise MalformedMessage(f"the body is not JSON: {error}") from None
         check_fields(fields)
         return fields
@@ -127,7 +127,7 @@ class SignedJSONEncoder(Encoder):
 def check_fields(fields) -> None:
     """Raise ``MalformedMessage`` unless ``fields`` has the keys and JSON types of a message."""
     if not isinstance(fields, dict):
-        raise MalformedMessage(f"a JSON {type(fields).__name__}, not an object")
+        raise MalformedMessage(f"a JSON {_json_type(fields)}, not an object")
     missing = [name for name in REQUIRED if name not in fields]
     if missing:
         raise MalformedMessage(f"missing {', '.join(missing)}")
@@ -143,7 +143,7 @@ def unwrap(data: bytes):
     """The JSON a refused message holds (the body of an envelope), or None: for staff, never trusted."""
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(value, dict) and set(value) == {"sig", "body"}:
         return value["body"]

@@ -89,6 +89,8 @@ def test_keys_rotate_the_first_signs_and_every_one_verifies():
         (b'{"hello": "world"}', MalformedMessage),
         (sign(b"not json", key=NEW), MalformedMessage),
         (sign(b"[1, 2, 3]", key=NEW), MalformedMessage),
+        (sign(b"[" * 100_000, key=NEW), MalformedMessage),
+        (b"[" * 100_000, MalformedMessage),
         (sign(json.dumps({**fields(message()), "options": None}).encode(), key=NEW), MalformedMessage),
         (sign(json.dumps({**fields(message()), "args": 5}).encode(), key=NEW), MalformedMessage),
         (sign(json.dumps({**fields(message()), "message_timestamp": True}).encode(), key=NEW), MalformedMessage),
