@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint setup stop clean
+.PHONY: run test bench chaos lint setup stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (python3.11, python3.12 or python3)"; exit 1; }
@@ -30,6 +30,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -r bench/requirements.txt
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The fault campaign (docs/chaos.md): `make chaos SEED=7` replays one seed, plain `make chaos` the default set.
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(if $(SEED),--seed $(SEED)) $(CHAOS_ARGS)
 
 stop:
 	-$(BIN)/python -m config.embedded_redis stop
