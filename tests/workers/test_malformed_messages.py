@@ -53,6 +53,11 @@ def test_bad_messages_become_dead_letters_and_every_good_job_behind_them_runs(
         "bad-unsigned": ("default", json.dumps(fields("noop", "unsigned", redis_message_id="bad-unsigned")).encode()),
         "bad-oversized": ("default", signed(fields("noop", "x" * TEN_MB, redis_message_id="bad-oversized"))),
         "bad-delayed": ("default.DQ", b"<html>not a message</html>"),
+        # Well-formed and signed, but with arguments that do not fit the actor
+        "bad-arguments": (
+            "default",
+            signed(arguments := fields("noop", "secret", "extra", redis_message_id="bad-arguments")),
+        ),
     }
     reasons = {
         "bad-not-json": "malformed_message",
@@ -64,15 +69,17 @@ def test_bad_messages_become_dead_letters_and_every_good_job_behind_them_runs(
         "bad-unsigned": "bad_signature",
         "bad-oversized": "oversized",
         "bad-delayed": "malformed_message",
+        arguments["message_id"]: "malformed",
     }
     # And 50 good jobs in the same queue, among and behind them
     pending = list(bad.items())
     for number in range(50):
-        if number % 5 == 0 and pending:
+        if number % 4 == 0 and pending:
             redis_id, (queue, body) = pending.pop(0)
             redis_client.hset(f"dramatiq:{queue}.msgs", redis_id, body)
             redis_client.rpush(f"dramatiq:{queue}", redis_id)
         redis_broker.enqueue(tasks.noop.message("good"))
+    assert not pending
 
     # When a worker starts on them
     worker = start_worker(redis_url=redis_url, processes=1, threads=4)
@@ -97,6 +104,9 @@ def test_bad_messages_become_dead_letters_and_every_good_job_behind_them_runs(
     for redis_id in ("bad-not-json", "bad-forged", "bad-oversized", "bad-delayed"):
         assert len(worker.log_lines(rf"Refused message {redis_id} on queue default")) == 1
     assert max(len(line) for line in worker.lines) < 10_000
+    # And Dramatiq's line for the skipped job names it by actor and id, not by its arguments
+    worker.wait_for_log(rf"WARNING dramatiq.worker.WorkerThread Message noop message_id={arguments['message_id']} was")
+    assert not worker.log_lines("secret")
 
     # And the worker is alive and still serving
     redis_broker.enqueue(tasks.noop.message("after"))
