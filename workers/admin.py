@@ -25,8 +25,30 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay selected jobs", permissions=["replay"])
     def replay(self, request, queryset) -> None:
-        replayed = [dead_letters.replay(dead_letter) for dead_letter in queryset.filter(replayed_at__isnull=True)]
-        self.message_user(request, f"{len(replayed)} job(s) queued again.", messages.SUCCESS)
+        replayed, unreadable = 0, []
+        already = queryset.exclude(replayed_at__isnull=True).count()
+        for dead_letter in queryset.filter(replayed_at__isnull=True):
+            try:
+                dead_letters.replay(dead_letter)
+            except dead_letters.NotReplayable:
+                unreadable.append(dead_letter.message_id)
+            else:
+                replayed += 1
+        if replayed:
+            self.message_user(request, f"{replayed} job(s) queued again.", messages.SUCCESS)
+        if already:
+            self.message_user(request, f"{already} job(s) skipped: replayed before.", messages.WARNING)
+        if unreadable:
+            self.message_user(
+                request,
+                f"{len(unreadable)} job(s) skipped: the broker refused them unread ({self.reason_note(unreadable)}), "
+                "so there is no message to send again.",
+                messages.WARNING,
+            )
+
+    @staticmethod
+    def reason_note(message_ids: list[str]) -> str:
+        return ", ".join(message_ids[:5]) + (" ..." if len(message_ids) > 5 else "")
 
     def has_replay_permission(self, request) -> bool:
         return request.user.has_perm("workers.replay_deadletter")

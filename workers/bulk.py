@@ -21,6 +21,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import Middleware, MiddlewareError
 
+from workers.middleware.message_size import MessageSizeLimit
 from workers.middleware.unique import DuplicateJob
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def enqueue_many(
     """Send ``messages`` now, ``chunk_size`` per round trip; returns the messages as sent.
 
     Each chunk reaches Redis whole or not at all; if the broker fails mid-way the exception
-    propagates and the chunks before it stay sent. Duplicates of unique jobs are left out of
+    propagates and the chunks before it stay sent. A message over the size limit raises
+    ``MessageTooLarge`` before anything of its chunk is sent. Duplicates of unique jobs are left out of
     the result.
 
     Parameters:
@@ -47,7 +49,13 @@ def enqueue_many(
     """
     broker = broker or dramatiq.get_broker()
     sent: list[Message] = []
+    limits = [m for m in broker.middleware if isinstance(m, MessageSizeLimit)]
     for chunk in chunked(messages, chunk_size):
+        # Measured before any hook acts on the chunk: an oversized message must not leave the
+        # unique locks of the messages before it taken, with nothing sent.
+        for limit in limits:
+            for message in chunk:
+                limit.before_enqueue(broker, message, delay)
         if isinstance(broker, RedisBroker):
             sent.extend(_enqueue_redis(broker, chunk, delay))
         else:
@@ -91,7 +99,9 @@ def _emit(hooks: list, name: str, broker: dramatiq.Broker, message: Message, del
 
 
 def _enqueue_redis(broker: RedisBroker, chunk: list[Message], delay: int | None) -> list[Message]:
-    before, after = _hooks(broker, "before_enqueue"), list(reversed(_hooks(broker, "after_enqueue")))
+    # The size limit was checked for the whole chunk already.
+    before = [m for m in _hooks(broker, "before_enqueue") if not isinstance(m, MessageSizeLimit)]
+    after = list(reversed(_hooks(broker, "after_enqueue")))
     prepared: dict[str, list[Message]] = {}
     for message in chunk:
         # As RedisBroker.enqueue: a fresh Redis id per send, and the delay queue with an eta. The

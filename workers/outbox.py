@@ -20,6 +20,7 @@ from django.utils import timezone
 from dramatiq import Message
 
 from workers.bulk import CHUNK_SIZE, chunked, enqueue_many
+from workers.middleware.message_size import MessageTooLarge, check_message_size
 from workers.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def outbox_add(
     if not transaction.get_connection(using).in_atomic_block:
         enqueue_many(messages, delay=delay, broker=broker)
         return
+    for message in messages:  # refused here, in the caller's transaction, not by every relay after it
+        check_message_size(broker, message)
     rows = OutboxMessage.objects.using(using).bulk_create(
         OutboxMessage(message=_as_json(message), delay=delay) for message in messages
     )
@@ -75,20 +78,58 @@ def outbox_backlog() -> dict:
 
 
 def _send(rows: list[OutboxMessage], broker: dramatiq.Broker, using=None) -> int:
-    """Send the rows in bulk, a chunk at a time, deleting each chunk once the broker has it."""
-    sent = 0
+    """Send the rows in bulk, a chunk at a time, deleting each chunk once the broker has it.
+
+    Returns how many rows left the outbox: sent, or refused for good as oversized.
+    """
+    done = 0
     for chunk in chunked(rows, CHUNK_SIZE):
         try:
-            for delay, group in _by_delay(chunk):
-                enqueue_many([Message(**row.message) for row in group], delay=delay, broker=broker)
+            try:
+                _send_chunk(chunk, broker)
+            except MessageTooLarge:
+                # Stored before the limit was lowered: such a row can never be sent, the rest can.
+                kept = _refuse_oversized(chunk, broker, using)
+                done += len(chunk) - len(kept)
+                chunk = kept
+                _send_chunk(chunk, broker)
         except Exception:
             logger.warning(
-                "Could not send %d outbox message(s); the relay will send them.", len(rows) - sent, exc_info=True
+                "Could not send %d outbox message(s); the relay will send them.", len(rows) - done, exc_info=True
             )
             break
         OutboxMessage.objects.using(using).filter(pk__in=[row.pk for row in chunk]).delete()
-        sent += len(chunk)
-    return sent
+        done += len(chunk)
+    return done
+
+
+def _send_chunk(chunk: list[OutboxMessage], broker: dramatiq.Broker) -> None:
+    for delay, group in _by_delay(chunk):
+        enqueue_many([Message(**row.message) for row in group], delay=delay, broker=broker)
+
+
+def _refuse_oversized(chunk: list[OutboxMessage], broker: dramatiq.Broker, using) -> list[OutboxMessage]:
+    """Dead-letter and delete the rows over the size limit; returns the others."""
+    from workers.dead_letters import record_refused
+
+    kept = []
+    for row in chunk:
+        message = Message(**row.message)
+        try:
+            check_message_size(broker, message)
+        except MessageTooLarge as error:
+            logger.error("Outbox message %s of %s refused for good: %s", message.message_id, message.actor_name, error)
+            record_refused(
+                data=message.encode(),
+                reason="oversized",
+                error=str(error),
+                queue_name=message.queue_name,
+                message_id=message.message_id,
+            )
+            OutboxMessage.objects.using(using).filter(pk=row.pk).delete()
+        else:
+            kept.append(row)
+    return kept
 
 
 def _by_delay(rows: list[OutboxMessage]) -> list[tuple[int | None, list[OutboxMessage]]]:

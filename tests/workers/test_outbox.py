@@ -6,15 +6,18 @@ import logging
 from datetime import timedelta
 from unittest import mock
 
+import dramatiq
 import pytest
 from django.db import transaction
 from dramatiq.brokers.redis import RedisBroker
 
 from tests.support import tasks
 from workers import queues
+from workers.bulk import enqueue_many
 from workers.enqueue import enqueue_on_commit
-from workers.models import OutboxMessage
-from workers.outbox import outbox_relay
+from workers.middleware.message_size import MessageSizeLimit, MessageTooLarge
+from workers.models import DeadLetter, OutboxMessage
+from workers.outbox import _as_json, outbox_relay
 from workers.testing import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,3 +93,53 @@ def test_a_job_committed_while_redis_is_down_runs_once_redis_is_back(
     wait_until(lambda: len(tasks.recorded("outage")) == 1, timeout=30, what="the job sent by the relay")
     assert not OutboxMessage.objects.exists()
     broker.close()
+
+
+@pytest.fixture
+def size_limit():
+    """The broker's message size limit, lowered to 1 KiB for the test."""
+    limit = next(m for m in dramatiq.get_broker().middleware if isinstance(m, MessageSizeLimit))
+    default = limit.max_bytes
+    limit.max_bytes = 1024
+    yield limit
+    limit.max_bytes = default
+
+
+def test_an_oversized_job_is_refused_in_the_callers_transaction_not_by_the_relay(jobs, size_limit):
+    # When a transaction enqueues a job with a 2 KiB argument
+    with pytest.raises(MessageTooLarge), transaction.atomic():
+        enqueue_on_commit(tasks.noop, "x" * 2048)
+
+    # Then the transaction rolled back with it: no row waits for a relay that could never send it
+    assert not OutboxMessage.objects.exists()
+    jobs.assert_nothing_enqueued()
+
+
+def test_an_outbox_row_over_a_lowered_limit_is_dead_lettered_and_the_rest_of_its_chunk_sent(jobs, size_limit):
+    # Given three rows written before the limit was lowered, one of them 2 KiB
+    big = tasks.noop.message("x" * 2048)
+    OutboxMessage.objects.bulk_create(
+        OutboxMessage(message=_as_json(message)) for message in (tasks.noop.message("a"), big, tasks.noop.message("b"))
+    )
+
+    # When the relay runs
+    handled = outbox_relay(older_than=timedelta(0))
+
+    # Then the small jobs were sent, the big one is a dead letter "oversized", and the outbox is empty
+    assert handled == 3
+    assert sorted(job.args for job in jobs.enqueued(tasks.noop)) == [("a",), ("b",)]
+    assert DeadLetter.objects.get(message_id=big.message_id).reason == "oversized"
+    assert not OutboxMessage.objects.exists()
+    assert outbox_relay(older_than=timedelta(0)) == 0
+
+
+def test_a_bulk_send_with_an_oversized_message_takes_no_unique_lock(jobs, size_limit):
+    # Given a chunk whose unique job comes before an oversized message
+    unique = tasks.unique_per_order.message(7)
+    with pytest.raises(MessageTooLarge):
+        enqueue_many([unique, tasks.noop.message("x" * 2048)])
+
+    # Then nothing was sent, and the unique job can be sent afterwards: it left no lock behind
+    jobs.assert_nothing_enqueued()
+    enqueue_many([tasks.unique_per_order.message(7)])
+    jobs.assert_enqueued(tasks.unique_per_order, 7, count=1)
