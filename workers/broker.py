@@ -46,16 +46,58 @@ return false
 """
 
 
+# KEYS: the consumer's ack set, the queue, the queue's message hash; ARGV: the ids to keep.
+# Every other id of the ack set goes back to the head of the queue. Returns how many went back.
+REQUEUE_ORPHANS = """
+local keep = {}
+for _, id in ipairs(ARGV) do keep[id] = true end
+local moved = 0
+for _, id in ipairs(redis.call("smembers", KEYS[1])) do
+    if not keep[id] then
+        redis.call("srem", KEYS[1], id)
+        if redis.call("hexists", KEYS[3], id) == 1 then
+            redis.call("lpush", KEYS[2], id)
+            moved = moved + 1
+        end
+    end
+end
+return moved
+"""
+
+
 class GuardedRedisBroker(RedisBroker):
-    """Dramatiq's RedisBroker whose consumers dead-letter what they cannot decode instead of stalling."""
+    """Dramatiq's RedisBroker whose consumers dead-letter what they cannot decode instead of stalling,
+    and take back what a consumer that lost its connection was holding."""
 
     def __init__(self, **options) -> None:
         super().__init__(**options)
         self.find_fetched_script = self.client.register_script(FIND_FETCHED)
+        self.requeue_orphans_script = self.client.register_script(REQUEUE_ORPHANS)
+        #: Per queue: the Redis ids handed to the worker and not yet acknowledged, shared by
+        #: every consumer the worker makes of that queue in turn.
+        self.outstanding: dict[str, set[str]] = {}
 
     @property
     def consumer_class(self):
         return GuardedRedisConsumer
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> GuardedRedisConsumer:
+        """A consumer of ``queue_name``; one made after an earlier one failed first takes back its orphans.
+
+        Dramatiq's consumer thread makes a new consumer after a connection error, dropping what
+        the old one held in memory: the messages it had prefetched and, for a delay queue, every
+        message waiting for its eta. They stay in this worker's ack set, and a live worker's ack
+        set is never recovered by anyone, so they would never run.
+        """
+        restarted = queue_name in self.outstanding
+        outstanding = self.outstanding.setdefault(queue_name, set())
+        return self.consumer_class(self, queue_name, prefetch, timeout, outstanding=outstanding, restarted=restarted)
+
+    def requeue_orphans(self, queue_name: str, keep: set[str]) -> int:
+        """Put back at the head of the queue every id of this worker's ack set of ``queue_name`` not in ``keep``."""
+        queue = f"{self.namespace}:{queue_name}"
+        keys = [f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}", queue, f"{queue}.msgs"]
+        return int(self.requeue_orphans_script(keys=keys, args=sorted(keep)))
 
     def find_fetched(self, queue_name: str, data: bytes) -> str | None:
         """The Redis id under which this broker's consumer of ``queue_name`` fetched ``data``."""
@@ -65,14 +107,42 @@ class GuardedRedisBroker(RedisBroker):
 
 
 class GuardedRedisConsumer(_RedisConsumer):
-    def __init__(self, broker, queue_name, prefetch, timeout) -> None:
+    def __init__(self, broker, queue_name, prefetch, timeout, *, outstanding=None, restarted=False) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
         self.logger = get_logger(__name__, type(self))
+        self.outstanding: set[str] = outstanding if outstanding is not None else set()
+        self.orphans_pending = restarted
+
+    def ack(self, message):
+        self.outstanding.discard(message.options.get("redis_message_id"))
+        super().ack(message)
+
+    def nack(self, message):
+        self.outstanding.discard(message.options.get("redis_message_id"))
+        super().nack(message)
+
+    def _take_back_orphans(self) -> None:
+        # Still held: messages handed to the worker threads (they will be acknowledged through
+        # this consumer) and, of a delay queue, those still in the consumer thread's memory.
+        keep = set(self.outstanding)
+        if q_name(self.queue_name) != self.queue_name:
+            thread = threading.current_thread()
+            waiting = list(thread.delay_queue.queue) if isinstance(thread, ConsumerThread) else []
+            keep &= {item.message.options.get("redis_message_id") for item in waiting}
+        moved = self.broker.requeue_orphans(self.queue_name, keep)
+        self.outstanding.intersection_update(keep)
+        self.orphans_pending = False
+        if moved:
+            self.logger.warning(
+                "Put back %d message(s) of queue %r dropped with a lost connection.", moved, self.queue_name
+            )
 
     def __next__(self):
         # Dramatiq's loop (pop from the prefetched cache, else fetch up to the prefetch, else
         # back off), with each body decoded by ``_admit``, which never raises.
         try:
+            if self.orphans_pending:
+                self._take_back_orphans()
             while True:
                 if self.message_cache:
                     data = self.message_cache.pop(0)
@@ -85,6 +155,7 @@ class GuardedRedisConsumer(_RedisConsumer):
                     if message is None:
                         continue
                     self.queued_message_ids.add(message.message_id)
+                    self.outstanding.add(message.options["redis_message_id"])
                     return MessageProxy(message)
 
                 messages = []
