@@ -37,7 +37,7 @@ class Outcome:
 
 
 def run(seed: int, *, duration: float = 40.0, settle_timeout: float = 180.0, keep: bool = False, say=None) -> Outcome:
-    """Run the campaign of ``seed``; its workdir (logs) is kept when a check fails or ``keep``."""
+    """Run the campaign of ``seed``; its directory (logs) and database are kept when a check fails, or with ``keep``."""
     say = say or partial(print, flush=True)
     workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-"))
     for name in ("var", "mail"):
@@ -66,7 +66,7 @@ def run(seed: int, *, duration: float = 40.0, settle_timeout: float = 180.0, kee
             outcome.checks.append(Check("settled", True, f"in {settled['seconds']:.0f} s"))
         else:
             still = ", ".join(settled["waiting"])
-            outcome.checks.append(Check("settled", False, f"not within {settle_timeout:.0f} s; still {still}"))
+            outcome.checks.append(Check("settled", False, f"not after {settled['seconds']:.0f} s; still {still}"))
         cluster.write_worker_log()
         checks = json.loads(cluster.run("-m", "chaos.verify", "check", str(workdir), log="verify.log"))["checks"]
         outcome.checks += [Check(**check) for check in checks]
@@ -76,7 +76,8 @@ def run(seed: int, *, duration: float = 40.0, settle_timeout: float = 180.0, kee
     finally:
         if cluster.workers is not None:
             cluster.write_worker_log()
-        cluster.stop(drop_database=not keep)
+        # A failed seed keeps its database to look into (the next run of any seed replaces it).
+        cluster.stop(drop_database=outcome.passed and not keep)
     if outcome.passed and not keep:
         shutil.rmtree(workdir, ignore_errors=True)
         outcome.workdir = None

@@ -1,6 +1,6 @@
 """The system under test as processes: a scratch database, a private Redis, supervised workers, schedulers.
 
-Redis and the workers are the test helpers' own (``workers.testing.RedisServer`` and
+Redis and the workers are started as the delivery tests start them (``workers.testing.RedisServer`` and
 ``WorkerProcess``). The scratch PostgreSQL database is made and dropped as the benchmarks do
 (bench/harness.py), written again here because the harness needs the bench's own requirements.
 """

@@ -2,7 +2,7 @@
 
 ``python -m chaos.workload WORKDIR``, once ``chaos.seed`` has written the data, sends each step
 of ``WORKDIR/plan.json`` at its offset, through the domain's services and the platform's
-enqueue helpers, and appends what was committed or sent to ``WORKDIR/sent.jsonl``.
+enqueue functions, and appends what was committed or sent to ``WORKDIR/sent.jsonl``.
 A step whose database write fails (a dropped connection) is tried again: every step is built so
 that trying it again does nothing twice (fixed message ids, services that move only pending rows).
 """
