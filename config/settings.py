@@ -165,10 +165,10 @@ if not REDIS_URL:
 if BROKER_URL.startswith("stub:"):
     _broker = {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}}
 elif BROKER_URL.startswith("amqp"):
-    _broker = {"BROKER": "workers.broker.GuardedRabbitmqBroker", "OPTIONS": {"url": BROKER_URL}}
+    _broker = {"BROKER": "workers.dramatiq_internals.consumers.GuardedRabbitmqBroker", "OPTIONS": {"url": BROKER_URL}}
 else:
     _broker = {
-        "BROKER": "workers.broker.GuardedRedisBroker",
+        "BROKER": "workers.dramatiq_internals.consumers.GuardedRedisBroker",
         "OPTIONS": {
             "url": REDIS_URL,
             # A worker silent this long (in ms) is dead: the housekeeping of the live workers puts

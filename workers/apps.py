@@ -1,6 +1,7 @@
-"""App config for the job platform: declares every configured queue on the broker at start."""
+"""App config for the job platform: checks the Dramatiq it leans on, declares every configured queue at start."""
 
 from django.apps import AppConfig
+from django.core import checks
 
 
 class WorkersConfig(AppConfig):
@@ -10,6 +11,8 @@ class WorkersConfig(AppConfig):
     def ready(self) -> None:
         import dramatiq
 
+        checks.register(dramatiq_version_check)
+
         from workers import queues
 
         # Declared up front so a worker consumes every queue, including ones that only get
@@ -17,3 +20,11 @@ class WorkersConfig(AppConfig):
         broker = dramatiq.get_broker()
         for name in queues.names():
             broker.declare_queue(name)
+
+
+def dramatiq_version_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Refuse to start on a Dramatiq whose private parts the platform was not written against."""
+    from workers.dramatiq_internals import version_problem
+
+    problem = version_problem()
+    return [checks.Error(problem, id="workers.E001")] if problem else []

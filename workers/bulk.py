@@ -18,9 +18,10 @@ from itertools import islice
 import dramatiq
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis, dq_name
+from dramatiq.common import current_millis
 from dramatiq.middleware import Middleware, MiddlewareError
 
+from workers.dramatiq_internals.keys import REDIS_ID_OPTION, dq_name, messages_key, queue_key
 from workers.middleware.message_size import MessageSizeLimit
 from workers.middleware.unique import DuplicateJob
 
@@ -107,7 +108,7 @@ def _enqueue_redis(broker: RedisBroker, chunk: list[Message], delay: int | None)
         # As RedisBroker.enqueue: a fresh Redis id per send, and the delay queue with an eta. The
         # message is built directly (not with Message.copy) and the id is random hex (not a UUID
         # string): the broker treats the id as opaque, and the two halve the cost per message.
-        queue_name, options = message.queue_name, {**message.options, "redis_message_id": os.urandom(16).hex()}
+        queue_name, options = message.queue_name, {**message.options, REDIS_ID_OPTION: os.urandom(16).hex()}
         if delay is not None:
             queue_name = dq_name(queue_name)
             options["eta"] = current_millis() + delay
@@ -132,12 +133,10 @@ def _enqueue_redis(broker: RedisBroker, chunk: list[Message], delay: int | None)
     # here it is one HSET and one RPUSH per queue for the whole chunk, in one MULTI/EXEC.
     with broker.client.pipeline(transaction=True) as pipe:
         for queue_name, messages in prepared.items():
-            key = f"{broker.namespace}:{queue_name}"
-            ids = [message.options["redis_message_id"] for message in messages]
-            pipe.hset(
-                f"{key}.msgs", mapping={id_: message.encode() for id_, message in zip(ids, messages, strict=True)}
-            )
-            pipe.rpush(key, *ids)
+            ids = [message.options[REDIS_ID_OPTION] for message in messages]
+            bodies = {id_: message.encode() for id_, message in zip(ids, messages, strict=True)}
+            pipe.hset(messages_key(broker, queue_name), mapping=bodies)
+            pipe.rpush(queue_key(broker, queue_name), *ids)
         pipe.execute()
     sent = [message for messages in prepared.values() for message in messages]
     for message in sent:

@@ -11,13 +11,14 @@ from django.db import models, transaction
 from django.utils import timezone
 from dramatiq.brokers.redis import RedisBroker
 
+from workers.dramatiq_internals.keys import acks_key, acks_pattern, heartbeats_key, messages_key, queue_key, xq_name
 from workers.models import Batch, DeadLetter
 
 logger = logging.getLogger(__name__)
 
 # Put a dead worker's unacknowledged messages of one queue back at the head of that queue (they
-# were taken first, so they run first, ahead of any backlog), and forget the ack set. The key
-# layout is the Redis broker's: <ns>:<queue>, <ns>:<queue>.msgs, <ns>:__acks__.<worker>.<queue>.
+# were taken first, so they run first, ahead of any backlog), and forget the ack set.
+# KEYS: the ack set, the queue, the queue's message hash (workers.dramatiq_internals.keys).
 REQUEUE_DEAD = """
 local ids = redis.call('smembers', KEYS[1])
 local moved = 0
@@ -73,17 +74,16 @@ def dead_workers_requeue(*, broker: dramatiq.Broker | None = None) -> int:
     broker = broker or dramatiq.get_broker()
     if not isinstance(broker, RedisBroker):
         return 0
-    client, namespace = broker.client, broker.namespace
+    client = broker.client
     now_ms = int(time.time() * 1000)
     script = client.register_script(REQUEUE_DEAD)
     moved = 0
-    for worker_id in client.zrangebyscore(f"{namespace}:__heartbeats__", 0, now_ms - broker.heartbeat_timeout):
-        prefix = f"{namespace}:__acks__.{worker_id.decode()}."
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+    for worker_id in client.zrangebyscore(heartbeats_key(broker), 0, now_ms - broker.heartbeat_timeout):
+        prefix = acks_key(broker, worker_id.decode(), "")
+        for key in client.scan_iter(match=acks_pattern(broker, worker_id=worker_id.decode()), count=1000):
             queue_name = key.decode()[len(prefix) :]
-            queue = f"{namespace}:{queue_name}"
-            moved += int(script(keys=[key, queue, f"{queue}.msgs"]))
-        client.zrem(f"{namespace}:__heartbeats__", worker_id)
+            moved += int(script(keys=[key, queue_key(broker, queue_name), messages_key(broker, queue_name)]))
+        client.zrem(heartbeats_key(broker), worker_id)
     _prune_dead_lettered(broker, now_ms)
     if moved:
         logger.warning("put back %d unacknowledged message(s) of dead workers", moved)
@@ -91,14 +91,14 @@ def dead_workers_requeue(*, broker: dramatiq.Broker | None = None) -> int:
 
 
 def _prune_dead_lettered(broker: RedisBroker, now_ms: int) -> None:
-    client, namespace = broker.client, broker.namespace
+    client = broker.client
     for queue_name in broker.get_declared_queues():
-        dead = f"{namespace}:{queue_name}.XQ"
+        dead = queue_key(broker, xq_name(queue_name))
         ids = client.zrangebyscore(dead, 0, now_ms - broker.dead_message_ttl, start=0, num=1000)
         if ids:
             pipe = client.pipeline()
             pipe.zrem(dead, *ids)
-            pipe.hdel(f"{dead}.msgs", *ids)
+            pipe.hdel(messages_key(broker, xq_name(queue_name)), *ids)
             pipe.execute()
 
 

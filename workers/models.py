@@ -11,7 +11,7 @@ class DeadLetter(models.Model):
         DISCARDED = "discarded", "Discarded (not retryable)"
         MALFORMED = "malformed", "Malformed arguments"
         CRASHED = "crashed", "Crashed its worker every time"
-        # Refused by the consumer before any actor saw it (workers/broker.py, workers/signing.py).
+        # Refused by the consumer before any actor saw it (workers/dramatiq_internals/consumers.py, workers/signing.py).
         MALFORMED_MESSAGE = "malformed_message", "Malformed message"
         OVERSIZED = "oversized", "Oversized message"
         BAD_SIGNATURE = "bad_signature", "Bad or missing signature"

@@ -8,9 +8,9 @@ import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import dq_name, xq_name
 
 from workers import queues
+from workers.dramatiq_internals.keys import acks_pattern, dq_name, queue_key, xq_name
 from workers.middleware.presence import live_worker_count
 
 
@@ -41,13 +41,12 @@ def live_workers(broker: dramatiq.Broker | None = None) -> int | None:
 
 def _counts(broker: dramatiq.Broker, name: str) -> tuple[int, int, int | None, int]:
     if isinstance(broker, RedisBroker):
-        key = f"{broker.namespace}:{name}"
         pipe = broker.client.pipeline(transaction=False)
-        pipe.llen(key)
-        pipe.llen(f"{broker.namespace}:{dq_name(name)}")
-        pipe.zcard(f"{broker.namespace}:{xq_name(name)}")
+        pipe.llen(queue_key(broker, name))
+        pipe.llen(queue_key(broker, dq_name(name)))
+        pipe.zcard(queue_key(broker, xq_name(name)))
         ready, delayed, dead = pipe.execute()
-        acks = broker.client.scan_iter(match=f"{broker.namespace}:__acks__.*.{name}", count=1000)
+        acks = broker.client.scan_iter(match=acks_pattern(broker, queue_name=name), count=1000)
         return ready, delayed, sum(broker.client.scard(ack) for ack in acks), dead
     if isinstance(broker, RabbitmqBroker):
         ready, delayed, dead = broker.get_queue_message_counts(name)

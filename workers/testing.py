@@ -29,8 +29,8 @@ from django_dramatiq.middleware import DbConnectionsMiddleware
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.common import dq_name, q_name
-from dramatiq.middleware import SkipMessage
 
+from workers.dramatiq_internals.worker import process_in_process
 from workers.middleware.unique import UniqueJobs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -142,16 +142,7 @@ class Jobs:
         return None
 
     def _process(self, message: MessageProxy) -> None:
-        # The same sequence as dramatiq.worker.WorkerThread.process_message, minus the threads.
-        try:
-            actor = self.broker.get_actor(message.actor_name)
-            self._emit_before("process_message", message)
-            result = actor(*message.args, **message.kwargs)
-            self._emit_after("process_message", message, result=result)
-        except SkipMessage:
-            self._emit_after("skip_message", message)
-        except Exception as exception:
-            self._emit_after("process_message", message, exception=exception)
+        process_in_process(self.broker, message, emit_before=self._emit_before, emit_after=self._emit_after)
         if message.failed:
             self.broker.dead_letters_by_queue[message.queue_name].append(message)
 

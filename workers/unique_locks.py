@@ -19,6 +19,8 @@ import redis
 from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
 
+from workers.dramatiq_internals.keys import MESSAGES_SUFFIX
+
 #: How a send takes its lock. FIRST: a new send, which gets a free lock or its own message's,
 #: unless the broker already holds that very message. AGAIN: a retry, a delayed message falling
 #: due or a start, which gets a free lock or its own. RENEW: its own lock only, so that a lock
@@ -60,7 +62,7 @@ if current then
   if owner(current) ~= ARGV[1] then return 0 end
   if ARGV[4] == 'first' and ARGV[5] ~= '' then
     local _, _, queue, id = string.match(current, '^(%S+) (%S+) (%S+) (%S+)$')
-    if queue and redis.call('hexists', ARGV[5] .. queue .. '.msgs', id) == 1 then return -1 end
+    if queue and redis.call('hexists', ARGV[5] .. queue .. '<messages suffix>', id) == 1 then return -1 end
   end
 elseif ARGV[4] == 'renew' then
   return 0
@@ -68,7 +70,7 @@ end
 redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
-    )
+    ).replace("<messages suffix>", MESSAGES_SUFFIX)
     # The owner's lock lives at least ARGV[2] ms more (never less than it had), and with a
     # second key only while that hash still holds the message ARGV[3].
     EXTEND = (
@@ -124,7 +126,7 @@ return 1
             value = self.client.get(key)
             owner, ttl, where = parse_value(value) if value is not None else ("", 0, None)
             if where is not None and ttl > 0:
-                messages = f"{self.messages_prefix}{where[0]}.msgs"
+                messages = f"{self.messages_prefix}{where[0]}{MESSAGES_SUFFIX}"
                 extended += int(self.extend_script(keys=[key, messages], args=[owner, ttl, where[1]]))
         return extended
 

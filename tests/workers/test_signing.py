@@ -11,7 +11,7 @@ from dramatiq.errors import DecodeError
 
 from tests.support import tasks
 from workers import dead_letters
-from workers.broker import refusal
+from workers.dramatiq_internals.consumers import refusal
 from workers.enqueue import enqueue_rollback_unsafe
 from workers.middleware.message_size import MessageSizeLimit, MessageTooLarge, check_message_size
 from workers.signing import (

@@ -6,7 +6,7 @@ from django.conf import settings
 from dramatiq.logging import get_logger
 from dramatiq.middleware import CurrentMessage, Middleware, MiddlewareError
 
-from workers.broker import in_consumer_thread
+from workers.dramatiq_internals.worker import in_consumer_thread
 from workers.signing import body_size
 
 

@@ -7,7 +7,8 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
-from workers.broker import in_consumer_thread, stuffed_exception
+from workers.dramatiq_internals.consumers import stuffed_exception
+from workers.dramatiq_internals.worker import in_consumer_thread
 
 
 class Rejected(Exception):

@@ -14,6 +14,7 @@ from dramatiq.errors import ActorNotFound, Retry
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
+from workers.dramatiq_internals.worker import FAILED_TEXT
 from workers.errors import PermanentError
 from workers.exhausted_callbacks import callback_check, callback_message
 
@@ -208,7 +209,7 @@ class RetryLogLevel(logging.Filter):
     message is named by actor and id: Dramatiq's own rendering shows its arguments.
     """
 
-    FAILED = "Failed to process message %s with unhandled exception."
+    FAILED = FAILED_TEXT
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg != self.FAILED or not record.exc_info or not record.args:

@@ -54,6 +54,7 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
+from workers.dramatiq_internals.keys import queue_key
 from workers.lock_keeper import LockKeeper
 from workers.unique_locks import AGAIN, FIRST, QUEUED, RENEW, TAKEN, MemoryLocks, RedisLocks, stub_queued
 
@@ -139,7 +140,7 @@ class UniqueJobs(Middleware):
         with self._locks_mutex:
             if self._locks is None:
                 if isinstance(broker, RedisBroker):
-                    self._locks = RedisLocks(broker.client, messages_prefix=f"{broker.namespace}:")
+                    self._locks = RedisLocks(broker.client, messages_prefix=queue_key(broker, ""))
                 elif isinstance(broker, StubBroker):
                     self._locks = MemoryLocks(queued=stub_queued(broker))
                 else:

@@ -7,6 +7,8 @@ from dramatiq.common import q_name
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
+from workers.dramatiq_internals.worker import set_prefetch
+
 
 class WeightedQueues(Middleware):
     """Give every queue a share of a worker in proportion to its weight.
@@ -43,5 +45,6 @@ class WeightedQueues(Middleware):
         if weight is None:
             return
         unit = self.unit or max(1, self.worker_threads // min(self.weights.values()))
-        thread.prefetch = max(1, weight * unit)
-        self.logger.debug("Queue %r prefetches %d messages.", thread.queue_name, thread.prefetch)
+        prefetch = max(1, weight * unit)
+        set_prefetch(thread, prefetch)
+        self.logger.debug("Queue %r prefetches %d messages.", thread.queue_name, prefetch)

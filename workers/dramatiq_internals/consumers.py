@@ -1,10 +1,8 @@
 """The brokers' consumers at the boundary: a message that cannot run becomes a dead letter, never a stalled worker.
 
-This is the one module that leans on Dramatiq's private internals: the consumers' fetch loops
-(``_RedisConsumer.__next__``, ``_RabbitmqConsumer.__next__``) and their caches and tags, the
-Redis broker's key layout (``<ns>:<queue>.msgs``, ``<ns>:__acks__.<broker id>.<queue>``) and
-its ``do_nack`` dispatch, ``MessageProxy``'s stuffed exception, and the worker's
-``ConsumerThread``. An upgrade of Dramatiq starts by reading this file against its new sources.
+It leans on the consumers' fetch loops (``_RedisConsumer.__next__``, ``_RabbitmqConsumer.__next__``)
+and their caches and tags, the Redis broker's ``do_nack`` dispatch, ``MessageProxy``'s stuffed
+exception, and the worker's ``ConsumerThread``: see the package's docstring.
 
 Dramatiq's Redis consumer decodes a fetched message inside its iterator: a body that does not
 decode raises out of it, the consumer thread restarts, and the message (with the rest of the
@@ -32,8 +30,9 @@ from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff, q_name
 from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.logging import get_logger
-from dramatiq.worker import ConsumerThread
 
+from workers.dramatiq_internals.keys import REDIS_ID_OPTION, acks_key, messages_key, queue_key
+from workers.dramatiq_internals.worker import delayed_redis_ids
 from workers.signing import MalformedMessage, MessageRefused
 
 # KEYS: the consumer's ack set, the queue's message hash; ARGV: a fetched body.
@@ -95,13 +94,16 @@ class GuardedRedisBroker(RedisBroker):
 
     def requeue_orphans(self, queue_name: str, keep: set[str]) -> int:
         """Put back at the head of the queue every id of this worker's ack set of ``queue_name`` not in ``keep``."""
-        queue = f"{self.namespace}:{queue_name}"
-        keys = [f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}", queue, f"{queue}.msgs"]
+        keys = [
+            acks_key(self, self.broker_id, queue_name),
+            queue_key(self, queue_name),
+            messages_key(self, queue_name),
+        ]
         return int(self.requeue_orphans_script(keys=keys, args=sorted(keep)))
 
     def find_fetched(self, queue_name: str, data: bytes) -> str | None:
         """The Redis id under which this broker's consumer of ``queue_name`` fetched ``data``."""
-        keys = [f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}", f"{self.namespace}:{queue_name}.msgs"]
+        keys = [acks_key(self, self.broker_id, queue_name), messages_key(self, queue_name)]
         found = self.find_fetched_script(keys=keys, args=[data])
         return found.decode() if isinstance(found, bytes) else found
 
@@ -114,11 +116,11 @@ class GuardedRedisConsumer(_RedisConsumer):
         self.orphans_pending = restarted
 
     def ack(self, message):
-        self.outstanding.discard(message.options.get("redis_message_id"))
+        self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
         super().ack(message)
 
     def nack(self, message):
-        self.outstanding.discard(message.options.get("redis_message_id"))
+        self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
         super().nack(message)
 
     def _take_back_orphans(self) -> None:
@@ -126,9 +128,7 @@ class GuardedRedisConsumer(_RedisConsumer):
         # this consumer) and, of a delay queue, those still in the consumer thread's memory.
         keep = set(self.outstanding)
         if q_name(self.queue_name) != self.queue_name:
-            thread = threading.current_thread()
-            waiting = list(thread.delay_queue.queue) if isinstance(thread, ConsumerThread) else []
-            keep &= {item.message.options.get("redis_message_id") for item in waiting}
+            keep &= delayed_redis_ids(threading.current_thread(), REDIS_ID_OPTION)
         moved = self.broker.requeue_orphans(self.queue_name, keep)
         self.outstanding.intersection_update(keep)
         self.orphans_pending = False
@@ -155,7 +155,7 @@ class GuardedRedisConsumer(_RedisConsumer):
                     if message is None:
                         continue
                     self.queued_message_ids.add(message.message_id)
-                    self.outstanding.add(message.options["redis_message_id"])
+                    self.outstanding.add(message.options[REDIS_ID_OPTION])
                     return MessageProxy(message)
 
                 messages = []
@@ -175,7 +175,7 @@ class GuardedRedisConsumer(_RedisConsumer):
         try:
             message = Message.decode(data)
             # Without its Redis id a message could never be acknowledged: it would be held for ever.
-            if not isinstance(message.options.get("redis_message_id"), str):
+            if not isinstance(message.options.get(REDIS_ID_OPTION), str):
                 raise MalformedMessage("the message has no redis_message_id option")
             check_queue(message, self.queue_name)
             return message
@@ -263,8 +263,3 @@ def refusal(error: BaseException) -> tuple[str, str]:
 def stuffed_exception(message) -> BaseException | None:
     """The exception the worker stuffed into a message proxy (an unknown actor, a skip), if any."""
     return getattr(message, "_exception", None) if isinstance(message, MessageProxy) else None
-
-
-def in_consumer_thread() -> bool:
-    """True in a worker's consumer thread (which moves delayed messages and rejects unknown actors)."""
-    return isinstance(threading.current_thread(), ConsumerThread)
