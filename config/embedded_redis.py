@@ -125,8 +125,9 @@ def watch(var_dir: Path, *, grace: float = 4.5) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if embedded:
-            _wait_for_clients_to_leave(var_dir, timeout=grace)
+            left = _wait_for_clients_to_leave(var_dir, timeout=grace)
             stop(var_dir)
+            print("embedded Redis stopped" + ("" if left else f" with clients still connected after {grace} s"))
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, shut_down)
@@ -135,22 +136,25 @@ def watch(var_dir: Path, *, grace: float = 4.5) -> None:
         signal.pause()
 
 
-def _wait_for_clients_to_leave(var_dir: Path, *, timeout: float) -> None:
+def _wait_for_clients_to_leave(var_dir: Path, *, timeout: float) -> bool:
+    """Wait until this is the server's only client; False if others were still there at ``timeout``."""
     client = _client(var_dir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if len(client.client_list()) <= 1:  # this client only
-                return
+            if len(client.client_list()) <= 1:
+                return True
         except (redis.ConnectionError, redis.TimeoutError):
-            return
+            return True
         time.sleep(0.1)
+    return False
 
 
 if __name__ == "__main__":
     # python -m config.embedded_redis start|stop|watch [VAR_DIR]
     action = sys.argv[1] if len(sys.argv) > 1 else "start"
-    target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(__file__).resolve().parent.parent / "var"
+    default = os.environ.get("VAR_DIR") or Path(__file__).resolve().parent.parent / "var"
+    target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(default)
     if action == "start":
         print(ensure_running(target))
     elif action == "stop":
