@@ -311,3 +311,22 @@ def test_the_worker_logs_a_failure_that_will_be_retried_as_a_warning_without_tra
     assert record.levelno == level
     assert record.getMessage() == f"Failed to process message fails_twice message_id={message.message_id} {line}"
     assert bool(record.exc_info) is traceback
+
+
+def test_a_retry_the_broker_refuses_waits_in_the_outbox_instead_of_vanishing(jobs, perform_jobs):
+    # Given a job whose first attempt fails while the broker refuses every send
+    message = fails_twice.send("k")
+    with mock.patch.object(jobs.broker, "enqueue", side_effect=ConnectionError("redis is restarting")):
+        assert jobs.run_next()
+
+    # Then its retry is kept in the outbox, with its retry count, rather than lost with the acknowledgement
+    [row] = OutboxMessage.objects.all()
+    assert row.message["message_id"] == message.message_id
+    assert row.message["options"]["retries"] == 1
+    assert row.delay == 1000
+
+    # And once the broker answers, the relay sends it and the job runs to its end
+    assert outbox_relay(older_than=timedelta(0)) == 1
+    perform_jobs()
+    assert attempts == ["k", "k", "k"]
+    assert not DeadLetter.objects.exists()

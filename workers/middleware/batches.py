@@ -5,6 +5,8 @@ from __future__ import annotations
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
+from workers.resend import resend
+
 
 class BatchProgress(Middleware):
     """Count each batch job once when it ends: on success, or on failure for good.
@@ -61,7 +63,7 @@ class BatchProgress(Middleware):
                 self.rerun_delay,
                 exc_info=True,
             )
-            broker.enqueue(message, delay=self.rerun_delay)
+            resend(broker, message, delay=self.rerun_delay)
             return
         if not counted:
             self.logger.info("Batch job %s of batch %s was counted already.", message.message_id, batch_id)

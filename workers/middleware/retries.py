@@ -17,6 +17,7 @@ from dramatiq.middleware import Middleware
 from workers.dramatiq_internals.worker import FAILED_TEXT
 from workers.errors import PermanentError
 from workers.exhausted_callbacks import callback_check, callback_message
+from workers.resend import resend
 
 #: Exceptions no actor retries: a permanent domain failure, or a row that is not there.
 ALWAYS_DISCARD: tuple[type[BaseException], ...] = (PermanentError, ObjectDoesNotExist)
@@ -133,7 +134,7 @@ class Retries(Middleware):
         message.options["traceback"] = traceback.format_exc(limit=30)
         message.options["requeue_timestamp"] = int(time.time() * 1000)
         self.logger.info("Retrying message %s of %s in %d ms.", message.message_id, message.actor_name, delay_ms)
-        broker.enqueue(message, delay=delay_ms)
+        resend(broker, message, delay=delay_ms)
 
     def _dead_letter(self, broker, message, exception: BaseException, options: dict, *, reason: str) -> None:
         """Write the dead letter (and an exhausted job's callback) in one transaction, then fail the message."""
@@ -160,7 +161,7 @@ class Retries(Middleware):
                 delay_ms,
                 exc_info=True,
             )
-            broker.enqueue(message, delay=delay_ms)
+            resend(broker, message, delay=delay_ms)
             return
         message.fail()
         if recorded and reason == "exhausted" and callback is None:
