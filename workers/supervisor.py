@@ -28,7 +28,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 #: A group that ran at least this long before it died is started again at once.
 HEALTHY_AFTER = 30.0
 #: The longest wait before starting again a group that keeps dying young, in seconds.
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 10.0
 
 
 @dataclass
