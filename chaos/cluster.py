@@ -152,7 +152,10 @@ class Cluster:
         return lines[-1] if lines else ""
 
     def start_workers(self) -> None:
-        self.workers = WorkerProcess(env=self.env, processes=WORKER_PROCESSES, threads=WORKER_THREADS, supervised=True)
+        # WorkerProcess lays its env over this process's own, where a test run sets BROKER_URL=stub://:
+        # None takes a variable out.
+        env = {**self.env, "BROKER_URL": None, "RABBITMQ_URL": None}
+        self.workers = WorkerProcess(env=env, processes=WORKER_PROCESSES, threads=WORKER_THREADS, supervised=True)
         self.workers.start(timeout=120)
         self.workers.wait_for_log(r"Worker process is ready for action", count=WORKER_PROCESSES, timeout=120)
 
