@@ -58,8 +58,9 @@ def import_run(*, import_id: int, chunk_rows: int | None = None) -> Import:
     """Import the file's products, resuming after the last committed chunk; a finished import is left alone.
 
     The whole file is read once first: an unusable file (empty, binary, not UTF-8, not CSV, a
-    wrong header) fails the import before any product changes, and raises ImportFileUnusable so
-    the job is not retried. Then each chunk of rows is checked and its products, errors,
+    wrong header) fails the import with the reason before any product changes. That is the
+    uploader's to fix, not the platform's: nothing is raised, so the job ends normally, with no
+    retry and no dead letter. Then each chunk of rows is checked and its products, errors,
     counters and resume point are saved in one transaction, so a retry after a crash skips
     what was committed and counts nothing twice. A dry run checks every row and writes no
     product. Rows with errors are skipped; the first ``ROW_ERRORS_KEPT`` errors are kept.
@@ -78,8 +79,7 @@ def import_run(*, import_id: int, chunk_rows: int | None = None) -> Import:
                 source.seek(offset=product_import.resume_offset, row=product_import.resume_row)
             finished = _import_chunks(product_import, source, columns, chunk_rows or CHUNK_ROWS)
     except ImportFileUnusable as error:
-        import_fail(import_id=import_id, message=str(error))
-        raise
+        return import_fail(import_id=import_id, message=str(error))
     return _import_finish(import_id) if finished else Import.objects.get(pk=import_id)
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils.html import escape
 
 from orders.models import Import, Product
 from orders.tasks import import_data
 from tests.orders.factories import make_import, products_csv
 from tests.support.users import login_staff
+from workers.models import DeadLetter
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +131,35 @@ def test_a_running_import_shows_how_far_it_got(client):
     make_import(products_csv("MUG-1,Mug,1,1"), status=Import.Status.RUNNING, total_rows=200, processed_rows=50)
     listing = client.get(reverse("admin:orders_import_changelist")).content.decode()
     assert '<progress value="25" max="100" title="25%"></progress> 25%' in listing
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (products_csv(), "The file has a header but no rows."),
+        (products_csv("MUG-1,Mug,1.00,1", header="sku,title,price,stock"), "The header is not right: missing name"),
+    ],
+    ids=["header-only", "wrong-column"],
+)
+def test_a_file_that_cannot_be_imported_fails_with_its_reason_and_no_platform_failure(
+    client, perform_jobs, django_capture_on_commit_callbacks, caplog, content, reason
+):
+    # Given a clerk who uploads a file the job cannot import
+    caplog.set_level(logging.INFO)
+    staff(client, "run_import")
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, content)
+
+    # When the worker runs it
+    assert perform_jobs() == 1
+
+    # Then the import failed with the reason, shown on its page
+    product_import = Import.objects.get()
+    assert product_import.status == Import.Status.FAILED
+    assert product_import.failure_message.startswith(reason)
+    page = client.get(reverse("admin:orders_import_change", args=[product_import.pk])).content.decode()
+    assert escape(reason) in page
+
+    # And the job ended normally: no dead letter, no error or traceback in the log
+    assert not DeadLetter.objects.exists()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

@@ -43,7 +43,7 @@ def test_a_started_import_is_queued_on_low_after_commit_and_imports_the_file(
     assert set(Product.objects.values_list("sku", flat=True)) == {"MUG-1", "CUP-1"}
 
 
-def test_an_unusable_file_fails_the_import_and_the_job_is_not_retried(
+def test_an_unusable_file_fails_the_import_and_the_job_ends_normally(
     perform_jobs, django_capture_on_commit_callbacks, caplog
 ):
     # Given an import of a latin-1 file
@@ -53,15 +53,16 @@ def test_an_unusable_file_fails_the_import_and_the_job_is_not_retried(
     )
 
     # When the worker runs it
-    perform_jobs()
+    assert perform_jobs() == 1
 
-    # Then the import failed with the reason, once, and the job is a dead letter
+    # Then the import failed with the reason, once; the file is the uploader's problem, not the
+    # platform's: no retry, no dead letter, no error logged
     product_import.refresh_from_db()
     assert product_import.status == Import.Status.FAILED
     assert product_import.failure_message.startswith("The file is not UTF-8: byte 0xE9 in row 2")
     assert retries_logged(caplog) == 0
-    dead = DeadLetter.objects.get(actor_name="import_data")
-    assert dead.reason == "discarded"
+    assert not DeadLetter.objects.exists()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not Product.objects.exists()
 
 
