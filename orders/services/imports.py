@@ -15,7 +15,7 @@ from django.utils import timezone
 from orders.errors import ImportFileUnusable
 from orders.models import Import, ImportRowError
 from orders.product_csv import Columns, ProductCsv, ProductRow, RowError, row_check
-from orders.services.products import ProductsReady, products_ready, products_upsert
+from orders.services.products import ProductsReady, products_ready, products_upsert, products_upsert_planned
 from workers.enqueue import enqueue_on_commit
 from workers.readahead import read_ahead
 
@@ -143,14 +143,34 @@ def _import_chunks(product_import: Import, source: ProductCsv, columns: Columns,
     written, so that reading the file overlaps waiting for the database.
     """
     committed = product_import.processed_rows
+    known_new = _dry_run_known_new(product_import, source, columns) if product_import.dry_run else set()
     for_copy = None if product_import.dry_run else connection.vendor == "postgresql"
     chunks = _chunks(source, columns, chunk_rows, for_copy=for_copy)
     with closing(read_ahead(chunks, name=f"import-{product_import.pk}")) as ahead:
         for chunk in ahead:
-            if not _chunk_commit(product_import, chunk, committed=committed):
+            if not _chunk_commit(product_import, chunk, committed=committed, known_new=known_new):
                 return False
             committed += chunk.size
     return True
+
+
+def _dry_run_known_new(product_import: Import, source: ProductCsv, columns: Columns) -> set[str]:
+    """The skus a dry run resumed mid-file counted as new before its resume point, so none counts twice."""
+    known_new: set[str] = set()
+    if not product_import.resume_offset:
+        return known_new
+    source.seek(offset=0, row=0)
+    source.header()
+    rows = []
+    for values in source.rows():
+        if source.offset > product_import.resume_offset:
+            break
+        checked = row_check(values, columns, source.row)
+        if isinstance(checked, ProductRow):
+            rows.append(checked)
+    products_upsert_planned(rows, known_new=known_new)
+    source.seek(offset=product_import.resume_offset, row=product_import.resume_row)
+    return known_new
 
 
 def _chunks(source: ProductCsv, columns: Columns, chunk_rows: int, *, for_copy: bool | None) -> Iterator[Chunk]:
@@ -187,8 +207,12 @@ def _chunks(source: ProductCsv, columns: Columns, chunk_rows: int, *, for_copy: 
         yield ended(chunk)
 
 
-def _chunk_commit(product_import: Import, chunk: Chunk, *, committed: int) -> bool:
-    """Save a chunk's products, errors, counters and resume point together, if no other run got ahead."""
+def _chunk_commit(product_import: Import, chunk: Chunk, *, committed: int, known_new: set[str]) -> bool:
+    """Save a chunk's products, errors, counters and resume point together, if no other run got ahead.
+
+    A dry run writes no product but counts what it would create and update (``known_new``: the
+    skus it would have created so far).
+    """
     with transaction.atomic():
         locked = Import.objects.select_for_update().get(pk=product_import.pk)
         if locked.status != Import.Status.RUNNING or locked.processed_rows != committed:
@@ -200,7 +224,10 @@ def _chunk_commit(product_import: Import, chunk: Chunk, *, committed: int) -> bo
                 locked.status,
             )
             return False
-        created, updated = (0, 0) if locked.dry_run else products_upsert(chunk.ready)
+        if locked.dry_run:
+            created, updated = products_upsert_planned(chunk.rows, known_new=known_new)
+        else:
+            created, updated = products_upsert(chunk.ready)
         room = max(0, ROW_ERRORS_KEPT - locked.error_count)
         ImportRowError.objects.bulk_create(
             ImportRowError(product_import=locked, row=error.row, column=error.column, message=error.message)

@@ -15,6 +15,7 @@ from orders.models import Product
 from orders.product_csv import ProductRow
 
 FIELDS_UPDATED = ["name", "price", "stock", "updated_at"]
+LOOKUP_BATCH = 900
 
 
 @dataclass(slots=True)
@@ -75,6 +76,24 @@ def products_upsert(rows: Sequence[ProductRow] | ProductsReady) -> tuple[int, in
     Product.objects.bulk_create(products, update_conflicts=True, unique_fields=["sku"], update_fields=FIELDS_UPDATED)
     created = sum(product.pk > highest for product in products) if returns_ids else len(ready.latest) - existing
     return created, ready.given - created
+
+
+def products_upsert_planned(rows: Sequence[ProductRow], *, known_new: set[str]) -> tuple[int, int]:
+    """What ``products_upsert`` would return for the rows, writing nothing (a dry run's counts).
+
+    ``known_new`` holds the skus that earlier lots of the same run would have created; they
+    count as updated here, as they would be, and this lot's new skus are added to it.
+    """
+    latest = {row.sku for row in rows} - known_new
+    existing: set[str] = set()
+    unknown = list(latest)
+    # A few hundred skus a query: SQLite limits the parameters of one statement.
+    for start in range(0, len(unknown), LOOKUP_BATCH):
+        batch = unknown[start : start + LOOKUP_BATCH]
+        existing.update(Product.objects.filter(sku__in=batch).values_list("sku", flat=True))
+    new = latest - existing
+    known_new |= new
+    return len(new), len(rows) - len(new)
 
 
 def _upsert_postgresql(copy_data: bytes) -> int:

@@ -12,7 +12,7 @@ from django.utils.html import escape
 
 from orders.models import Import, Product
 from orders.tasks import import_data
-from tests.orders.factories import make_import, products_csv
+from tests.orders.factories import make_import, make_product, products_csv
 from tests.support.users import login_staff
 from workers.models import DeadLetter
 
@@ -163,3 +163,20 @@ def test_a_file_that_cannot_be_imported_fails_with_its_reason_and_no_platform_fa
     # And the job ended normally: no dead letter, no error or traceback in the log
     assert not DeadLetter.objects.exists()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_a_dry_run_shows_what_it_would_create_and_update(client, perform_jobs, django_capture_on_commit_callbacks):
+    # Given a product, and a clerk who dry-runs a file that would update it and create another
+    make_product(sku="MUG-1", stock=1)
+    staff(client, "run_import")
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, products_csv("MUG-1,Mug,7.50,4", "CUP-1,Cup,3,10"), dry_run=True)
+
+    # When the worker runs it
+    perform_jobs()
+
+    # Then the list shows one to create and one to update, and nothing was written
+    listing = client.get(reverse("admin:orders_import_changelist")).content.decode()
+    assert '<td class="field-created_count">1</td>' in listing
+    assert '<td class="field-updated_count">1</td>' in listing
+    assert list(Product.objects.values_list("sku", "stock")) == [("MUG-1", 1)]

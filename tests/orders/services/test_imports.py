@@ -253,13 +253,13 @@ def test_a_dry_run_checks_every_row_and_writes_no_product():
     # When it runs
     done = import_run(import_id=product_import.pk)
 
-    # Then it reports the rows and errors, and the products are as they were
+    # Then it reports what it would create and update, the rows and errors, and the products are as they were
     assert done.status == Import.Status.COMPLETED
     assert counts(done) == {
         "total_rows": 3,
         "processed_rows": 3,
-        "created_count": 0,
-        "updated_count": 0,
+        "created_count": 1,
+        "updated_count": 1,
         "invalid_rows": 1,
         "error_count": 1,
     }
@@ -279,6 +279,37 @@ def test_a_sku_repeated_in_the_file_takes_its_last_row_and_counts_as_updates():
     # Then the last row wins, and the rows count as if applied one after another
     assert products() == {("MUG-1", "Third", Decimal("4.00"), 4), ("CUP-1", "Cup", Decimal("3.00"), 3)}
     assert (done.created_count, done.updated_count, done.processed_rows) == (2, 2, 4)
+
+
+def test_a_dry_run_counts_a_repeated_sku_as_a_real_run_would_across_chunks_and_a_resume(monkeypatch):
+    # Given a file with a new sku in three chunks and an existing one, and a dry run that dies
+    # in its third chunk
+    make_product(sku="CUP-1", stock=1)
+    rows = ["MUG-1,First,1.00,1", "CUP-1,Cup,3.00,3", "MUG-1,Second,2.00,2", "BOWL-1,Bowl,1.00,1", "MUG-1,Third,4.00,4"]
+    product_import = make_import(products_csv(*rows), dry_run=True)
+    crashes = [RuntimeError("worker killed")]
+    real_planned = imports.products_upsert_planned
+
+    def dying_planned(rows, *, known_new):
+        if len(known_new) == 2 and crashes:
+            raise crashes.pop()
+        return real_planned(rows, known_new=known_new)
+
+    monkeypatch.setattr(imports, "products_upsert_planned", dying_planned)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        import_run(import_id=product_import.pk, chunk_rows=2)
+
+    # When its job runs again
+    done = import_run(import_id=product_import.pk, chunk_rows=2)
+
+    # Then the counts are a real run's: MUG-1 and BOWL-1 created once, the rest updates; nothing written
+    assert (done.status, done.created_count, done.updated_count, done.processed_rows) == (
+        Import.Status.COMPLETED,
+        2,
+        3,
+        5,
+    )
+    assert set(Product.objects.values_list("sku", flat=True)) == {"CUP-1"}
 
 
 def test_a_crash_mid_import_resumes_after_the_last_committed_chunk_and_counts_nothing_twice(monkeypatch):
