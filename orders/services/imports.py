@@ -227,7 +227,7 @@ def _chunk_commit(product_import: Import, chunk: Chunk, *, committed: int, known
         if locked.dry_run:
             created, updated = products_upsert_planned(chunk.rows, known_new=known_new)
         else:
-            created, updated = products_upsert(chunk.ready)
+            created, updated = products_upsert(chunk.ready, note=f"import #{locked.pk}")
         room = max(0, ROW_ERRORS_KEPT - locked.error_count)
         ImportRowError.objects.bulk_create(
             ImportRowError(product_import=locked, row=error.row, column=error.column, message=error.message)

@@ -1,4 +1,4 @@
-"""Products in bulk: create or update many by sku in one statement (after a COPY on PostgreSQL)."""
+"""Products in bulk: create or update many by sku in one statement (a COPY first on PostgreSQL), with stock audits."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 
-from orders.models import Product
+from orders.models import InventoryAudit, Product
 from orders.product_csv import ProductRow
 
 FIELDS_UPDATED = ["name", "price", "stock", "updated_at"]
@@ -47,35 +46,56 @@ def _copy_data(rows: list[ProductRow]) -> bytes:
     return out.getvalue().encode()
 
 
-def products_upsert(rows: Sequence[ProductRow] | ProductsReady) -> tuple[int, int]:
+def products_upsert(rows: Sequence[ProductRow] | ProductsReady, *, note: str = "") -> tuple[int, int]:
     """Create or update products by sku; returns how many rows created a product and how many updated one.
 
     Runs inside the caller's transaction. The rows count as if applied one after another: when
     a sku comes more than once the last row wins, and only the first row of a new sku counts as
     created. One statement writes them all (INSERT ... ON CONFLICT DO UPDATE on SQLite and
-    PostgreSQL alike). Which products were new is told by the ids the statement returns: a
-    product that existed has an id no higher than the highest before it, a new one is given a
-    higher one. That costs one indexed MAX instead of a query over every sku of the chunk.
+    PostgreSQL alike). Each product whose stock the rows change (a new one: from zero) gets an
+    "import" audit row with ``note``, written in bulk in the same transaction, so that stock
+    always equals the sum of its audits.
     """
     postgresql = connection.vendor == "postgresql"
     ready = rows if isinstance(rows, ProductsReady) else products_ready(rows, for_copy=postgresql)
     if not ready.latest:
         return 0, 0
     if postgresql:
-        created = _upsert_postgresql(ready.copy_data if ready.copy_data is not None else _copy_data(ready.latest))
+        copy_data = ready.copy_data if ready.copy_data is not None else _copy_data(ready.latest)
+        created = _upsert_postgresql(copy_data, note=note[:200])
         return created, ready.given - created
-    returns_ids = connection.features.can_return_rows_from_bulk_insert
-    if returns_ids:
-        highest = Product.objects.aggregate(highest=Max("pk"))["highest"] or 0
-    else:
-        existing = Product.objects.filter(sku__in=[row.sku for row in ready.latest]).count()
+    before = _stock_before([row.sku for row in ready.latest])
     now = timezone.now()
     products = [
         Product(sku=row.sku, name=row.name, price=row.price, stock=row.stock, updated_at=now) for row in ready.latest
     ]
     Product.objects.bulk_create(products, update_conflicts=True, unique_fields=["sku"], update_fields=FIELDS_UPDATED)
-    created = sum(product.pk > highest for product in products) if returns_ids else len(ready.latest) - existing
+    audits = []
+    for product in products:
+        product_id, stock = before.get(product.sku, (product.pk, 0))
+        if product.stock != stock:
+            audits.append(
+                InventoryAudit(
+                    product_id=product_id,
+                    change=product.stock - stock,
+                    stock_after=product.stock,
+                    reason=InventoryAudit.Reason.IMPORT,
+                    note=note[:200],
+                )
+            )
+    InventoryAudit.objects.bulk_create(audits)
+    created = len(ready.latest) - len(before)
     return created, ready.given - created
+
+
+def _stock_before(skus: list[str]) -> dict[str, tuple[int, int]]:
+    """The id and stock of each of the products that exist, by sku."""
+    found: dict[str, tuple[int, int]] = {}
+    # A few hundred skus a query: SQLite limits the parameters of one statement.
+    for start in range(0, len(skus), LOOKUP_BATCH):
+        batch = Product.objects.filter(sku__in=skus[start : start + LOOKUP_BATCH])
+        found.update((sku, (pk, stock)) for sku, pk, stock in batch.values_list("sku", "pk", "stock"))
+    return found
 
 
 def products_upsert_planned(rows: Sequence[ProductRow], *, known_new: set[str]) -> tuple[int, int]:
@@ -85,24 +105,20 @@ def products_upsert_planned(rows: Sequence[ProductRow], *, known_new: set[str]) 
     count as updated here, as they would be, and this lot's new skus are added to it.
     """
     latest = {row.sku for row in rows} - known_new
-    existing: set[str] = set()
-    unknown = list(latest)
-    # A few hundred skus a query: SQLite limits the parameters of one statement.
-    for start in range(0, len(unknown), LOOKUP_BATCH):
-        batch = unknown[start : start + LOOKUP_BATCH]
-        existing.update(Product.objects.filter(sku__in=batch).values_list("sku", flat=True))
-    new = latest - existing
+    new = latest - _stock_before(list(latest)).keys()
     known_new |= new
     return len(new), len(rows) - len(new)
 
 
-def _upsert_postgresql(copy_data: bytes) -> int:
+def _upsert_postgresql(copy_data: bytes, *, note: str) -> int:
     """COPY the rows into a temporary table, then upsert them all in one INSERT; returns how many were new.
 
     ``bulk_create`` builds one parameter per value and PostgreSQL parses them all, about 25 us a
     row; COPY streams the rows as CSV made beforehand, in one write, and the upsert reads them
     from the table, several times faster. ``xmax = 0`` is true of the rows the INSERT created,
-    not of those it updated.
+    not of those it updated. The products that exist are locked first, so that the stock the
+    upsert replaces, read by the next statement for the audit rows, is one nobody else can
+    change in between.
     """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -112,14 +128,24 @@ def _upsert_postgresql(copy_data: bytes) -> int:
         with cursor.copy("COPY product_upsert (sku, name, price, stock) FROM STDIN (FORMAT csv)") as copy:
             copy.write(copy_data)
         cursor.execute(
-            "WITH upserted AS ("
+            "SELECT count(*) FROM (SELECT p.id FROM orders_product p JOIN product_upsert u ON u.sku = p.sku"
+            " ORDER BY p.id FOR UPDATE OF p) locked"
+        )
+        now = timezone.now()
+        cursor.execute(
+            "WITH before AS (SELECT p.id, p.stock FROM orders_product p JOIN product_upsert u ON u.sku = p.sku),"
+            " upserted AS ("
             " INSERT INTO orders_product (sku, name, price, stock, updated_at)"
             " SELECT sku, name, price, stock, %s FROM product_upsert"
             " ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price,"
             " stock = EXCLUDED.stock, updated_at = EXCLUDED.updated_at"
-            " RETURNING (xmax = 0) AS created"
+            " RETURNING id, stock, (xmax = 0) AS created"
+            "), audited AS ("
+            " INSERT INTO orders_inventoryaudit (product_id, change, stock_after, reason, note, processed_at)"
+            " SELECT u.id, u.stock - COALESCE(b.stock, 0), u.stock, %s, %s, %s"
+            " FROM upserted u LEFT JOIN before b ON b.id = u.id WHERE u.stock <> COALESCE(b.stock, 0)"
             ") SELECT count(*) FILTER (WHERE created) FROM upserted",
-            [timezone.now()],
+            [now, InventoryAudit.Reason.IMPORT.value, note, now],
         )
         (created,) = cursor.fetchone()
         cursor.execute("TRUNCATE product_upsert")

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils.html import escape
 
-from orders.models import Import, Product
+from orders.models import Import, InventoryAudit, Product
 from orders.tasks import import_data
 from tests.orders.factories import make_import, make_product, products_csv
 from tests.support.users import login_staff
@@ -180,3 +180,28 @@ def test_a_dry_run_shows_what_it_would_create_and_update(client, perform_jobs, d
     assert '<td class="field-created_count">1</td>' in listing
     assert '<td class="field-updated_count">1</td>' in listing
     assert list(Product.objects.values_list("sku", "stock")) == [("MUG-1", 1)]
+
+
+def test_an_import_leaves_an_audit_row_for_each_stock_it_changed(
+    client, perform_jobs, django_capture_on_commit_callbacks
+):
+    # Given a product with stock 1, and a clerk who imports a file restocking it and adding another
+    make_product(sku="MUG-1", stock=1)
+    staff(client, "run_import", "view_inventoryaudit")
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, products_csv("MUG-1,Mug,7.50,4", "CUP-1,Cup,3,10"))
+    perform_jobs()
+    product_import = Import.objects.get()
+
+    # When they filter the inventory audit by "import"
+    url = reverse("admin:orders_inventoryaudit_changelist") + "?reason__exact=import"
+    listing = client.get(url).content.decode()
+
+    # Then both changes are there, from this import
+    audits = InventoryAudit.objects.filter(reason="import").order_by("product__sku")
+    assert [(a.product.sku, a.change, a.stock_after, a.note) for a in audits] == [
+        ("CUP-1", 10, 10, f"import #{product_import.pk}"),
+        ("MUG-1", 3, 4, f"import #{product_import.pk}"),
+    ]
+    assert '<td class="field-change">3</td>' in listing
+    assert '<td class="field-change">10</td>' in listing

@@ -77,9 +77,9 @@ def test_a_job_that_dies_mid_import_is_retried_and_resumes_with_exact_counts(
     calls = {"count": 0}
     real_upsert = imports.products_upsert
 
-    def flaky_upsert(chunk):
+    def flaky_upsert(chunk, **options):
         calls["count"] += 1
-        result = real_upsert(chunk)
+        result = real_upsert(chunk, **options)
         if calls["count"] == 2:
             raise OperationalError("server closed the connection unexpectedly")
         return result
@@ -108,7 +108,7 @@ def test_an_import_whose_retries_run_out_is_failed_with_the_last_error(
     # Given a database that keeps failing
     product_import = start(products_csv("MUG-1,Mug,1.00,1"), django_capture_on_commit_callbacks)
 
-    def failing_upsert(chunk):
+    def failing_upsert(chunk, **options):
         raise OperationalError("the database is down")
 
     monkeypatch.setattr(imports, "products_upsert", failing_upsert)

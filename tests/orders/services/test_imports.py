@@ -324,8 +324,8 @@ def test_a_crash_mid_import_resumes_after_the_last_committed_chunk_and_counts_no
     crashes = [RuntimeError("worker killed")]
     real_upsert = imports.products_upsert
 
-    def dying_upsert(chunk):
-        result = real_upsert(chunk)
+    def dying_upsert(chunk, **options):
+        result = real_upsert(chunk, **options)
         if len(upserted) == 2 and crashes:
             raise crashes.pop()
         upserted.append([row.sku for row in chunk.latest])

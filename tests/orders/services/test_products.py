@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 
-from orders.models import Product
+from orders.models import InventoryAudit, Product
 from orders.product_csv import ProductRow
 from orders.services.products import products_ready, products_upsert
 from tests.orders.factories import make_product
@@ -52,3 +53,31 @@ def test_existing_products_are_updated_and_a_repeated_sku_takes_its_last_row():
         ("MUG-1", "Mug", Decimal("2.00"), 5),
         ("LAMP-1", "Desk lamp", Decimal("35.00"), 3),
     }
+
+
+def test_every_stock_change_gets_an_import_audit_and_stock_equals_the_sum_of_its_audits():
+    # Given a product with stock 3 (and its audit), and one whose stock the rows leave alone
+    mug = make_product(sku="MUG-1", stock=3)
+    InventoryAudit.objects.create(product=mug, change=3, stock_after=3, reason=InventoryAudit.Reason.RESTOCK)
+    make_product(sku="CUP-1", stock=0)
+    rows = [
+        ProductRow("MUG-1", "Mug", Decimal("2.00"), 5),
+        ProductRow("CUP-1", "Cup", Decimal("1.00"), 0),
+        ProductRow("LAMP-1", "Lamp", Decimal("30.00"), 2),
+        ProductRow("LAMP-1", "Desk lamp", Decimal("35.00"), 7),
+    ]
+
+    # When they are upserted
+    products_upsert(rows, note="import #9")
+
+    # Then each changed stock has one audit saying so, and no unchanged one has any
+    audits = set(
+        InventoryAudit.objects.filter(reason="import").values_list("product__sku", "change", "stock_after", "note")
+    )
+    assert audits == {("MUG-1", 2, 5, "import #9"), ("LAMP-1", 7, 7, "import #9")}
+    sums = dict(
+        InventoryAudit.objects.values("product__sku").annotate(total=Sum("change")).values_list("product__sku", "total")
+    )
+    assert {sku: sums.get(sku, 0) for sku in ("MUG-1", "CUP-1", "LAMP-1")} == dict(
+        Product.objects.values_list("sku", "stock")
+    )
