@@ -28,7 +28,7 @@ from orders.models import (
 )
 from orders.services.datasets import dataset_start
 from orders.services.imports import import_start
-from orders.services.orders import order_queue_processing
+from orders.services.orders import QueueOutcome, order_queue_processing_outcome
 from orders.services.payments import payment_queue_retry
 from workers.admin import progress_bar
 from workers.enqueue import enqueue_on_commit
@@ -120,15 +120,35 @@ class OrderAdmin(admin.ModelAdmin):
     inlines = [OrderItemInline, PaymentInline]
     actions = ["process_orders", "retry_failed_payments"]
 
-    @admin.action(description="Process selected orders", permissions=["process"])
+    @admin.action(description="Process selected orders (pending, or failed for stock)", permissions=["process"])
     def process_orders(self, request, queryset) -> None:
-        queued = order_queue_processing(order_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{queued} order(s) queued for processing.", messages.SUCCESS)
+        outcome = order_queue_processing_outcome(order_ids=list(queryset.values_list("pk", flat=True)))
+        self._report(request, outcome, "order(s) queued for processing", "Not processed")
 
     @admin.action(description="Retry failed payments", permissions=["retry_payment"])
     def retry_failed_payments(self, request, queryset) -> None:
-        queued = payment_queue_retry(order_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{queued} payment(s) queued for another charge.", messages.SUCCESS)
+        outcome = payment_queue_retry(order_ids=list(queryset.values_list("pk", flat=True)))
+        self._report(request, outcome, "payment(s) queued for another charge", "Not retried")
+
+    def _report(self, request, outcome: QueueOutcome, done: str, skipped: str) -> None:
+        # A green message only for work queued; every order left alone is named, with its reason.
+        if outcome.queued:
+            self.message_user(request, f"{len(outcome.queued)} {done}.", messages.SUCCESS)
+        if outcome.skipped:
+            named = list(outcome.skipped.items())
+            reasons = "; ".join(f"order #{pk}: {reason}" for pk, reason in named[:10])
+            more = f" and {len(named) - 10} more" if len(named) > 10 else ""
+            self.message_user(request, f"{skipped}: {reasons}{more}.", messages.WARNING)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "payment_method_token":
+            formfield.help_text = (
+                "The payment provider's opaque token; card numbers are never stored. After a decline, "
+                "'Retry failed payments' charges the token saved here, as a new attempt. A payment whose "
+                "outcome is unknown is retried with the token it was first sent with, since it may have been charged."
+            )
+        return formfield
 
     def has_process_permission(self, request) -> bool:
         return request.user.has_perm("orders.process_order")

@@ -82,10 +82,15 @@ class OrderItem(models.Model):
 
 
 class InventoryAudit(models.Model):
-    """One change of a product's stock. The unique keys make a replayed job unable to write it twice."""
+    """One change of a product's stock. The unique key makes a replayed job unable to write it twice.
+
+    An order's reservations and releases are keyed by order, round and product: an order may
+    reserve again after its stock was released (re-processed after a restock, a payment retried).
+    """
 
     class Reason(models.TextChoices):
         ORDER_RESERVATION = "order_reservation"
+        RELEASE = "release", "Release (order failed or cancelled)"
         ADJUSTMENT = "adjustment"
         RESTOCK = "restock"
         IMPORT = "import"
@@ -98,11 +103,6 @@ class InventoryAudit(models.Model):
     note = models.CharField(max_length=200, blank=True)
     idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
     processed_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["order", "product", "reason"], name="audit_once_per_order_product_reason")
-        ]
 
     def __str__(self) -> str:
         return f"{self.product_id} {self.change:+d} ({self.reason})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Sum
 
 from orders.errors import InvalidRequest, OutOfStock
 from orders.models import InventoryAudit, Order, OrderItem, Product
@@ -56,6 +57,7 @@ def stock_reserve(*, order: Order, items: list[OrderItem]) -> list[str]:
     for product in products:
         product.stock -= wanted[product.pk]
     Product.objects.bulk_update(products, ["stock"])
+    round_ = _next_round(order=order, reason=InventoryAudit.Reason.ORDER_RESERVATION)
     InventoryAudit.objects.bulk_create(
         InventoryAudit(
             product=product,
@@ -63,7 +65,53 @@ def stock_reserve(*, order: Order, items: list[OrderItem]) -> list[str]:
             stock_after=product.stock,
             order=order,
             reason=InventoryAudit.Reason.ORDER_RESERVATION,
+            idempotency_key=f"order-{order.pk}-reservation-{round_}-{product.pk}",
         )
         for product in products
     )
     return []
+
+
+def stock_release(*, order: Order, note: str = "") -> list[InventoryAudit]:
+    """Give back whatever stock the order still holds, with one "release" audit per product.
+
+    Runs inside the caller's transaction, with the order row locked. What is held is read from
+    the order's own audits (reservations minus releases), so releasing twice gives back nothing
+    the second time, and an order that reserved nothing releases nothing.
+    """
+    held = {
+        product_id: -total
+        for product_id, total in InventoryAudit.objects.filter(
+            order=order, reason__in=[InventoryAudit.Reason.ORDER_RESERVATION, InventoryAudit.Reason.RELEASE]
+        )
+        .values("product_id")
+        .annotate(total=Sum("change"))
+        .values_list("product_id", "total")
+        if total < 0
+    }
+    if not held:
+        return []
+    products = list(Product.objects.select_for_update().filter(pk__in=held).order_by("pk"))
+    for product in products:
+        product.stock += held[product.pk]
+    Product.objects.bulk_update(products, ["stock"])
+    round_ = _next_round(order=order, reason=InventoryAudit.Reason.RELEASE)
+    return InventoryAudit.objects.bulk_create(
+        InventoryAudit(
+            product=product,
+            change=held[product.pk],
+            stock_after=product.stock,
+            order=order,
+            reason=InventoryAudit.Reason.RELEASE,
+            note=note[:200],
+            idempotency_key=f"order-{order.pk}-release-{round_}-{product.pk}",
+        )
+        for product in products
+    )
+
+
+def _next_round(*, order: Order, reason: str) -> int:
+    # An order may reserve again after a release (re-processed after a restock, a payment
+    # retried): each round's audits get keys of their own (numbered by the audits before it),
+    # while a replay of the same round under the order's lock writes the same keys and collides.
+    return InventoryAudit.objects.filter(order=order, reason=reason).count() + 1

@@ -1,75 +1,104 @@
-"""Order processing: an explicit state machine from pending to processed or failed."""
+"""Order processing: an explicit state machine from pending to processed, failed or cancelled."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.db import transaction
 
 from orders.errors import InvalidTransition
 from orders.models import Order, Payment
-from orders.services.inventory import stock_reserve
+from orders.services.emails import email_queue
+from orders.services.inventory import stock_release, stock_reserve
 from workers import queues
 from workers.enqueue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
-#: Where each status may go next; anything else is refused.
+#: Where each status may go next; anything else is refused. A failed order may be processed
+#: again (it failed for stock, which has come back) or wait for a payment again (retried).
 TRANSITIONS: dict[str, set[str]] = {
     Order.Status.PENDING: {Order.Status.PROCESSING, Order.Status.CANCELLED},
     Order.Status.PROCESSING: {Order.Status.AWAITING_PAYMENT, Order.Status.FAILED},
     Order.Status.AWAITING_PAYMENT: {Order.Status.PAID, Order.Status.FAILED},
     Order.Status.PAID: {Order.Status.PROCESSED},
-    Order.Status.FAILED: {Order.Status.AWAITING_PAYMENT},
+    Order.Status.FAILED: {Order.Status.AWAITING_PAYMENT, Order.Status.PROCESSING, Order.Status.CANCELLED},
     Order.Status.PROCESSED: set(),
     Order.Status.CANCELLED: set(),
 }
+#: Statuses in which an order holds no stock: moving into one gives its reservation back.
+RELEASING = {Order.Status.FAILED, Order.Status.CANCELLED}
+
+
+@dataclass
+class QueueOutcome:
+    """What a queueing service did: the ids it queued, and why it left each other one alone."""
+
+    queued: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
 
 
 def order_transition(order: Order, status: str, *, reason: str = "") -> None:
-    """Move a locked order to ``status``; a move the state machine does not allow raises InvalidTransition."""
+    """Move a locked order to ``status``; a move the state machine does not allow raises InvalidTransition.
+
+    Runs inside the caller's transaction. An order that ends failed or cancelled gives back the
+    stock it holds, in the same transaction, so the status and the stock cannot disagree.
+    """
     if status not in TRANSITIONS[order.status]:
         raise InvalidTransition(f"order {order.pk} cannot go from {order.status} to {status}")
     order.status = status
     if reason:
         order.failure_reason = reason
+    if status in RELEASING:
+        stock_release(order=order, note=f"order {order.pk} {status}")
 
 
 def order_queue_processing(*, order_ids: list[int]) -> int:
-    """Mark pending orders as processing and enqueue them after commit; returns how many.
+    """Queue these orders for processing (see ``order_queue_processing_outcome``); returns how many."""
+    return len(order_queue_processing_outcome(order_ids=order_ids).queued)
 
-    Priority customers' orders go to the urgent queue. Orders not pending are left alone, so a
-    double click queues nothing twice.
+
+def order_queue_processing_outcome(*, order_ids: list[int]) -> QueueOutcome:
+    """Mark orders as processing and enqueue them after commit; says which were skipped and why.
+
+    Pending orders go, and failed orders that never reached a payment (they failed for stock:
+    after a restock they reserve again). Priority customers' orders go to the urgent queue.
+    Other orders are left alone, so a double click queues nothing twice.
     """
     from orders.tasks import process_order
 
-    queued = 0
+    outcome = QueueOutcome()
     with transaction.atomic():
-        for order in (
-            Order.objects.select_for_update()
-            .select_related("customer")
-            .filter(pk__in=order_ids, status=Order.Status.PENDING)
-        ):
+        orders = Order.objects.select_for_update().select_related("customer").filter(pk__in=order_ids).order_by("pk")
+        for order in orders:
+            if order.status == Order.Status.FAILED and order.payments.exists():
+                outcome.skipped[order.pk] = "its payment failed: use Retry failed payments"
+                continue
+            if order.status not in (Order.Status.PENDING, Order.Status.FAILED):
+                outcome.skipped[order.pk] = f"it is {order.get_status_display().lower()} already"
+                continue
             order_transition(order, Order.Status.PROCESSING)
-            order.save(update_fields=["status"])
+            order.failure_reason = ""
+            order.save(update_fields=["status", "failure_reason"])
             queue = queues.URGENT if order.customer.is_priority else None
             enqueue_on_commit(process_order, order.pk, queue=queue)
-            queued += 1
-    return queued
+            outcome.queued.append(order.pk)
+    return outcome
 
 
 def order_process(*, order_id: int) -> Order:
     """Reserve stock for every item, create the payment and queue its charge, all or nothing.
 
     Running it again, or twice at once, does nothing more: the order row is locked and only a
-    pending or processing order moves on. Out of stock fails the order with the reason and
-    leaves stock untouched.
+    pending or processing order moves on. Out of stock fails the order with the reason, leaves
+    stock untouched and tells the customer.
     """
     from orders.tasks import process_payment
 
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)
+        order = Order.objects.select_for_update().select_related("customer").get(pk=order_id)
         if order.status == Order.Status.PENDING:
             order_transition(order, Order.Status.PROCESSING)
         if order.status != Order.Status.PROCESSING:
@@ -83,14 +112,28 @@ def order_process(*, order_id: int) -> Order:
             order_transition(order, Order.Status.FAILED, reason="Out of stock: " + "; ".join(shortages))
             order.save(update_fields=["status", "failure_reason", "total"])
             logger.warning("order %s failed: %s", order.pk, order.failure_reason)
+            email_queue(
+                key=f"order-out-of-stock:{order.pk}",
+                to=order.customer.email,
+                subject=f"Your order #{order.pk} is waiting for stock",
+                body=f"Hello {order.customer.name},\n\nsome items of order #{order.pk} are out of stock, so "
+                "nothing has been charged. We will process it again once they are back.\n",
+            )
             return order
         payment = Payment.objects.create(
             order=order,
             amount=order.total,
             method_token=order.payment_method_token,
+            # Only an order that never reached a payment is processed, so this is its first.
             idempotency_key=f"order-{order.pk}-payment",
         )
         order_transition(order, Order.Status.AWAITING_PAYMENT)
         order.save(update_fields=["status", "total"])
         enqueue_on_commit(process_payment, payment.pk)
     return order
+
+
+def payment_key(*, order: Order) -> str:
+    """The idempotency key of the order's next payment: one per attempt the gateway answered."""
+    attempts = order.payments.count()
+    return f"order-{order.pk}-payment" + (f"-{attempts + 1}" if attempts else "")

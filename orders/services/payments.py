@@ -10,7 +10,8 @@ from orders import gateway as payment_gateway
 from orders.errors import CardExpired, UnknownGatewayOutcome
 from orders.models import Order, Payment
 from orders.services.emails import email_queue
-from orders.services.orders import order_transition
+from orders.services.inventory import stock_reserve
+from orders.services.orders import QueueOutcome, order_transition, payment_key
 from workers.enqueue import enqueue_on_commit
 
 DECLINES = {
@@ -103,24 +104,45 @@ def payment_fail(*, payment_id: int, error: str) -> Payment:
     return payment
 
 
-def payment_queue_retry(*, order_ids: list[int]) -> int:
-    """Put failed payments of these orders back to pending and charge them again; returns how many.
+def payment_queue_retry(*, order_ids: list[int]) -> QueueOutcome:
+    """Charge failed orders again, after commit; says which orders were skipped and why.
 
-    The idempotency key stays the same: if the gateway did charge before failing to answer,
-    the retry finds that charge instead of making a second one.
+    A declined payment stays as the record of that attempt and a new payment charges the token
+    now on the order (the customer may have updated it) under a new idempotency key, after the
+    order has reserved its stock again. A payment whose outcome is unknown (retries exhausted) is
+    charged again as it was, same token and same key: if the gateway did charge before failing
+    to answer, the retry finds that charge instead of making a second one.
     """
     from orders.tasks import process_payment
 
-    queued = 0
+    outcome = QueueOutcome()
     with transaction.atomic():
-        for payment in Payment.objects.select_for_update().filter(order_id__in=order_ids, status=Payment.Status.FAILED):
-            order = Order.objects.select_for_update().get(pk=payment.order_id)
+        for order in Order.objects.select_for_update().filter(pk__in=order_ids).order_by("pk"):
+            payment = order.payments.select_for_update().order_by("-pk").first()
+            if order.status != Order.Status.FAILED:
+                outcome.skipped[order.pk] = f"it is {order.get_status_display().lower()}, not failed"
+                continue
+            if payment is None:
+                outcome.skipped[order.pk] = "it failed before any payment (out of stock): use Process selected orders"
+                continue
+            shortages = stock_reserve(order=order, items=list(order.items.all()))
+            if shortages:
+                outcome.skipped[order.pk] = "out of stock: " + "; ".join(shortages)
+                continue
+            if payment.status != Payment.Status.FAILED:
+                payment = Payment.objects.create(
+                    order=order,
+                    amount=order.total,
+                    method_token=order.payment_method_token,
+                    idempotency_key=payment_key(order=order),
+                )
+            else:
+                payment.status = Payment.Status.PENDING
+                payment.failure_code = ""
+                payment.save(update_fields=["status", "failure_code", "updated_at"])
             order_transition(order, Order.Status.AWAITING_PAYMENT)
             order.failure_reason = ""
             order.save(update_fields=["status", "failure_reason"])
-            payment.status = Payment.Status.PENDING
-            payment.failure_code = ""
-            payment.save(update_fields=["status", "failure_code", "updated_at"])
             enqueue_on_commit(process_payment, payment.pk)
-            queued += 1
-    return queued
+            outcome.queued.append(order.pk)
+    return outcome

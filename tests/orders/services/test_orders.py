@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from orders.models import InventoryAudit, Order, Payment
+from orders.models import EmailDelivery, InventoryAudit, Order, Payment
 from orders.services.orders import order_process, order_queue_processing
-from orders.tasks import process_order, process_payment
+from orders.tasks import process_order, process_payment, send_email
 from tests.orders.factories import make_customer, make_order, make_product
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +48,9 @@ def test_processing_twice_has_the_effect_of_processing_once(jobs, django_capture
     jobs.assert_enqueued(process_payment, count=1)
 
 
-def test_out_of_stock_fails_the_order_with_the_reason_and_leaves_stock_alone(jobs, django_capture_on_commit_callbacks):
+def test_out_of_stock_fails_the_order_with_the_reason_leaves_stock_alone_and_tells_the_customer(
+    jobs, django_capture_on_commit_callbacks
+):
     plenty, scarce = make_product(stock=9), make_product(sku="CAP-3", stock=1)
     order = make_order(items=[(plenty, 1), (scarce, 5)])
     with django_capture_on_commit_callbacks(execute=True):
@@ -60,7 +62,10 @@ def test_out_of_stock_fails_the_order_with_the_reason_and_leaves_stock_alone(job
     assert order.total == plenty.price + 5 * scarce.price > 0
     assert (plenty.stock, scarce.stock) == (9, 1)
     assert not Payment.objects.exists() and not InventoryAudit.objects.exists()
-    jobs.assert_nothing_enqueued()
+    mail = EmailDelivery.objects.get()
+    assert (mail.key, mail.to) == (f"order-out-of-stock:{order.pk}", order.customer.email)
+    jobs.assert_enqueued(send_email, mail.pk, count=1)
+    jobs.assert_enqueued(process_payment, count=0)
 
 
 def test_queueing_routes_priority_customers_to_urgent_and_skips_orders_not_pending(
