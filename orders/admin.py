@@ -7,9 +7,14 @@ from pathlib import PurePath
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
+from django.http import HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from orders.forms import ImportForm, StockAdjustmentForm
 from orders.models import (
@@ -26,6 +31,7 @@ from orders.models import (
     PriceBatchItem,
     Product,
 )
+from orders.product_csv import sample_csv
 from orders.services.datasets import dataset_start
 from orders.services.imports import import_start
 from orders.services.orders import QueueOutcome, order_queue_processing_outcome
@@ -199,6 +205,17 @@ class ImportRowErrorInline(admin.TabularInline):
         return request.user.has_perm("orders.view_import") or request.user.has_perm("orders.run_import")
 
 
+def _count(field: str, label: str):
+    """A count of the import shown with thousands separators, sorted by its field."""
+
+    @admin.display(description=label, ordering=field)
+    def shown(self, product_import: Import) -> str:
+        value = getattr(product_import, field)
+        return "-" if value is None else f"{value:,}"
+
+    return shown
+
+
 @admin.register(Import)
 class ImportAdmin(admin.ModelAdmin):
     """Upload a products CSV (with the run_import permission) and follow its job; nothing is edited later."""
@@ -210,12 +227,13 @@ class ImportAdmin(admin.ModelAdmin):
         "status",
         "dry_run",
         "progress",
-        "processed_rows",
-        "total_rows",
-        "created_count",
-        "updated_count",
-        "invalid_rows",
-        "error_count",
+        "rows_done",
+        "rows",
+        "created",
+        "updated",
+        "skipped",
+        "errors",
+        "failure",
         "created_by",
         "created_at",
         "finished_at",
@@ -228,12 +246,12 @@ class ImportAdmin(admin.ModelAdmin):
         "status",
         "dry_run",
         "progress",
-        "total_rows",
-        "processed_rows",
-        "created_count",
-        "updated_count",
-        "invalid_rows",
-        "error_count",
+        "rows",
+        "rows_done",
+        "created",
+        "updated",
+        "skipped",
+        "errors",
         "failure_message",
         "created_by",
         "created_at",
@@ -241,6 +259,36 @@ class ImportAdmin(admin.ModelAdmin):
         "finished_at",
     ]
     inlines = [ImportRowErrorInline]
+
+    rows = _count("total_rows", "rows")
+    rows_done = _count("processed_rows", "rows done")
+    created = _count("created_count", "created")
+    updated = _count("updated_count", "updated")
+    skipped = _count("invalid_rows", "rows skipped")
+    errors = _count("error_count", "errors")
+
+    def get_urls(self):
+        sample = path("sample.csv", self.admin_site.admin_view(self.sample_view), name="orders_import_sample")
+        return [sample, *super().get_urls()]
+
+    def sample_view(self, request) -> HttpResponse:
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        response = HttpResponse(sample_csv(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="products-sample.csv"'
+        return response
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "file":
+            # The picker offers .csv files only; the form still checks what arrives.
+            formfield.widget.attrs["accept"] = ".csv,text/csv"
+            formfield.help_text = format_html(
+                '{} <a href="{}" download>Download a sample file</a>.',
+                ImportForm._meta.help_texts["file"],
+                reverse("admin:orders_import_sample"),
+            )
+        return formfield
 
     def get_fields(self, request, obj=None):
         return ["file", "dry_run"] if obj is None else self.readonly_fields
@@ -273,6 +321,10 @@ class ImportAdmin(admin.ModelAdmin):
     @admin.display(description="Progress")
     def progress(self, product_import: Import) -> str:
         return progress_bar(product_import.progress)
+
+    @admin.display(description="Failure")
+    def failure(self, product_import: Import) -> str:
+        return Truncator(product_import.failure_message).chars(120)
 
 
 class PriceBatchItemInline(admin.TabularInline):

@@ -196,3 +196,14 @@ def _stock(text: str) -> tuple[int | None, str]:
 def _shown(value: str) -> str:
     """A value quoted for a message, cut short so that a message stays short."""
     return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+def sample_csv() -> bytes:
+    """A small products CSV in this format, for staff to start from."""
+    return (
+        b"sku,name,price,stock\r\n"
+        b"MUG-1,Mug,7.50,40\r\n"
+        b'MUG-2,"Mug, large",9.00,25\r\n'
+        b"LAMP-1,Desk lamp,34.90,3\r\n"
+        b"CARD-1,Gift card,0,0\r\n"
+    )

@@ -177,8 +177,8 @@ def test_a_dry_run_shows_what_it_would_create_and_update(client, perform_jobs, d
 
     # Then the list shows one to create and one to update, and nothing was written
     listing = client.get(reverse("admin:orders_import_changelist")).content.decode()
-    assert '<td class="field-created_count">1</td>' in listing
-    assert '<td class="field-updated_count">1</td>' in listing
+    assert '<td class="field-created">1</td>' in listing
+    assert '<td class="field-updated">1</td>' in listing
     assert list(Product.objects.values_list("sku", "stock")) == [("MUG-1", 1)]
 
 
@@ -205,3 +205,56 @@ def test_an_import_leaves_an_audit_row_for_each_stock_it_changed(
     ]
     assert '<td class="field-change">3</td>' in listing
     assert '<td class="field-change">10</td>' in listing
+
+
+def test_the_list_shows_the_failure_reason_and_counts_with_thousands_separators(client):
+    # Given a large import that completed and one that failed
+    staff(client)
+    make_import(
+        products_csv("MUG-1,Mug,1,1"),
+        status=Import.Status.COMPLETED,
+        total_rows=1_234_567,
+        processed_rows=1_234_567,
+        created_count=1_200_000,
+        updated_count=34_567,
+    )
+    make_import(products_csv(), status=Import.Status.FAILED, failure_message="The file has a header but no rows.")
+
+    # When a clerk opens the list
+    listing = client.get(reverse("admin:orders_import_changelist")).content.decode()
+
+    # Then the counts read with separators and the failure says why
+    assert '<td class="field-rows">1,234,567</td>' in listing
+    assert '<td class="field-created">1,200,000</td>' in listing
+    assert '<td class="field-updated">34,567</td>' in listing
+    assert '<td class="field-failure">The file has a header but no rows.</td>' in listing
+
+
+def test_the_upload_form_picks_csv_files_and_offers_a_sample_that_imports_cleanly(
+    client, perform_jobs, django_capture_on_commit_callbacks
+):
+    # Given a clerk on the upload form
+    staff(client, "run_import")
+    form = client.get(reverse(ADD_URL)).content.decode()
+
+    # Then its file picker asks for .csv files, and it links a sample file
+    assert 'accept=".csv,text/csv"' in form
+    sample_url = reverse("admin:orders_import_sample")
+    assert f'<a href="{sample_url}" download>Download a sample file</a>' in form
+
+    # When they download the sample and upload it as it is
+    sample = client.get(sample_url)
+    assert sample["Content-Type"] == "text/csv; charset=utf-8"
+    assert 'filename="products-sample.csv"' in sample["Content-Disposition"]
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, sample.content, name="products-sample.csv")
+    perform_jobs()
+
+    # Then it imports without an error
+    product_import = Import.objects.get()
+    assert (product_import.status, product_import.created_count, product_import.error_count) == ("completed", 4, 0)
+
+
+def test_the_sample_is_not_for_staff_without_import_permissions(client):
+    login_staff(client)
+    assert client.get(reverse("admin:orders_import_sample")).status_code == 403
