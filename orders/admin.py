@@ -34,7 +34,7 @@ from orders.models import (
 from orders.product_csv import sample_csv
 from orders.services.datasets import dataset_start
 from orders.services.imports import import_start
-from orders.services.orders import QueueOutcome, order_queue_processing_outcome
+from orders.services.orders import QueueOutcome, order_cancel, order_queue_processing_outcome
 from orders.services.payments import payment_queue_retry
 from workers.admin import progress_bar
 from workers.enqueue import enqueue_on_commit
@@ -124,7 +124,7 @@ class OrderAdmin(admin.ModelAdmin):
     readonly_fields = ["status", "total", "processed_at", "failure_reason", "created_at"]
     autocomplete_fields = ["customer"]
     inlines = [OrderItemInline, PaymentInline]
-    actions = ["process_orders", "retry_failed_payments"]
+    actions = ["process_orders", "retry_failed_payments", "cancel_orders"]
 
     @admin.action(description="Process selected orders (pending, or failed for stock)", permissions=["process"])
     def process_orders(self, request, queryset) -> None:
@@ -135,6 +135,22 @@ class OrderAdmin(admin.ModelAdmin):
     def retry_failed_payments(self, request, queryset) -> None:
         outcome = payment_queue_retry(order_ids=list(queryset.values_list("pk", flat=True)))
         self._report(request, outcome, "payment(s) queued for another charge", "Not retried")
+
+    @admin.action(
+        description="Cancel selected orders (not shipped; stock back, payment refunded)", permissions=["cancel"]
+    )
+    def cancel_orders(self, request, queryset) -> None:
+        outcome = order_cancel(order_ids=list(queryset.values_list("pk", flat=True)))
+        self._report(
+            request, outcome, "order(s) cancelled: stock released, payments reversed, customers told", "Not cancelled"
+        )
+
+    def has_cancel_permission(self, request) -> bool:
+        return request.user.has_perm("orders.cancel_order")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Orders keep their audits and payments for good: a shop cancels an order, it never deletes one.
+        return False
 
     def _report(self, request, outcome: QueueOutcome, done: str, skipped: str) -> None:
         # A green message only for work queued; every order left alone is named, with its reason.

@@ -18,7 +18,12 @@ from orders.models import SandboxCharge
 CHARGED = "charged"
 INSUFFICIENT_FUNDS = "insufficient_funds"
 CARD_EXPIRED = "card_expired"
-OUTCOMES = frozenset({CHARGED, INSUFFICIENT_FUNDS, CARD_EXPIRED})
+#: The key was voided (its order cancelled) before it charged: it never charges.
+VOIDED = "voided"
+OUTCOMES = frozenset({CHARGED, INSUFFICIENT_FUNDS, CARD_EXPIRED, VOIDED})
+#: What reversing a key answers: nothing had been taken, or what was taken is given back.
+REFUNDED = "refunded"
+REVERSALS = frozenset({VOIDED, REFUNDED})
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,13 @@ class PaymentGateway(Protocol):
         Raises GatewayError subclasses for transient failures.
         """
 
+    def reverse(self, *, idempotency_key: str) -> str:
+        """Undo a key: void it if it charged nothing (it never will), refund it if it did.
+
+        Answers VOIDED or REFUNDED; a repeated call returns the first answer, so nothing is
+        refunded twice. Raises GatewayError subclasses for transient failures.
+        """
+
 
 class SandboxGateway:
     """A gateway that behaves by token, keeping a ledger so that tests can count charges.
@@ -49,7 +61,8 @@ class SandboxGateway:
     Tokens: ``tok_ok`` charges; ``tok_insufficient_funds`` and ``tok_expired_card`` decline;
     ``tok_unavailable_N`` fails with a network error on the first N calls for a key, then
     charges; ``tok_timeout`` charges on the first call but times out before answering; and
-    ``tok_down`` never answers. Like a real provider, a key charged once is never charged again.
+    ``tok_down`` never answers. Like a real provider, a key charged once is never charged again,
+    and a key reversed (voided or refunded) never charges.
     """
 
     def charge(self, *, token: str, amount: Decimal, idempotency_key: str) -> ChargeResult:
@@ -59,7 +72,7 @@ class SandboxGateway:
             )
             entry = SandboxCharge.objects.select_for_update().get(idempotency_key=idempotency_key)
             entry.calls += 1
-            outcome = self._decide(entry, token)
+            outcome = VOIDED if entry.voided or entry.refunded else self._decide(entry, token)
             if outcome == CHARGED and not entry.charged:
                 entry.charged = True
                 entry.reference = f"sbx_{uuid.uuid4().hex[:16]}"
@@ -69,6 +82,19 @@ class SandboxGateway:
         if outcome is None:
             raise GatewayUnavailable("sandbox gateway: connection refused")
         return ChargeResult(outcome=outcome, reference=entry.reference if outcome == CHARGED else "")
+
+    def reverse(self, *, idempotency_key: str) -> str:
+        with transaction.atomic():
+            entry, _ = SandboxCharge.objects.select_for_update().get_or_create(
+                idempotency_key=idempotency_key, defaults={"token": "", "amount": 0}
+            )
+            if entry.refunded or entry.charged:
+                entry.charged, entry.refunded = False, True
+                entry.save(update_fields=["charged", "refunded"])
+                return REFUNDED
+            entry.voided = True
+            entry.save(update_fields=["voided"])
+            return VOIDED
 
     @staticmethod
     def _decide(entry: SandboxCharge, token: str) -> str | None:

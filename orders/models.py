@@ -62,6 +62,7 @@ class Order(models.Model):
         permissions = [
             ("process_order", "Can process orders"),
             ("retry_payment", "Can retry failed payments"),
+            ("cancel_order", "Can cancel orders"),
         ]
 
     def __str__(self) -> str:
@@ -115,6 +116,8 @@ class Payment(models.Model):
         INSUFFICIENT_FUNDS = "insufficient_funds"
         CARD_EXPIRED = "card_expired"
         FAILED = "failed"
+        VOIDED = "voided", "Voided (order cancelled, nothing taken)"
+        REFUNDED = "refunded", "Refunded (order cancelled)"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
     amount = models.DecimalField(max_digits=12, decimal_places=2)
@@ -164,7 +167,9 @@ class SandboxCharge(models.Model):
     amount = models.DecimalField(max_digits=12, decimal_places=2)
     reference = models.CharField(max_length=100, blank=True)
     calls = models.PositiveIntegerField(default=0)
-    charged = models.BooleanField(default=False)
+    charged = models.BooleanField(default=False, help_text="Money is held: charged and not refunded.")
+    refunded = models.BooleanField(default=False)
+    voided = models.BooleanField(default=False, help_text="Closed before any charge: the key charges nothing.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

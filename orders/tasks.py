@@ -16,7 +16,7 @@ from orders.services.emails import email_deliver, email_fail
 from orders.services.imports import import_fail, import_files_prune, import_run
 from orders.services.inventory import inventory_adjust
 from orders.services.orders import order_process
-from orders.services.payments import payment_charge, payment_fail
+from orders.services.payments import payment_charge, payment_fail, payment_reverse
 from orders.services.price_batches import price_batch_start, price_item_apply
 from workers import queues
 
@@ -53,6 +53,11 @@ def process_payment_exhausted(payment_id: int, error: str) -> None:
 )
 def process_payment(payment_id: int) -> None:
     payment_charge(payment_id=payment_id)
+
+
+@dramatiq.actor(queue_name=queues.URGENT, max_retries=10, min_backoff=5_000, max_backoff=600_000)
+def reverse_payment(payment_id: int) -> None:
+    payment_reverse(payment_id=payment_id)
 
 
 @dramatiq.actor(queue_name=queues.MAILERS, max_retries=10)

@@ -21,13 +21,15 @@ logger = logging.getLogger(__name__)
 #: again (it failed for stock, which has come back) or wait for a payment again (retried).
 TRANSITIONS: dict[str, set[str]] = {
     Order.Status.PENDING: {Order.Status.PROCESSING, Order.Status.CANCELLED},
-    Order.Status.PROCESSING: {Order.Status.AWAITING_PAYMENT, Order.Status.FAILED},
-    Order.Status.AWAITING_PAYMENT: {Order.Status.PAID, Order.Status.FAILED},
+    Order.Status.PROCESSING: {Order.Status.AWAITING_PAYMENT, Order.Status.FAILED, Order.Status.CANCELLED},
+    Order.Status.AWAITING_PAYMENT: {Order.Status.PAID, Order.Status.FAILED, Order.Status.CANCELLED},
     Order.Status.PAID: {Order.Status.PROCESSED},
     Order.Status.FAILED: {Order.Status.AWAITING_PAYMENT, Order.Status.PROCESSING, Order.Status.CANCELLED},
     Order.Status.PROCESSED: set(),
     Order.Status.CANCELLED: set(),
 }
+#: A processed order is charged and on its way: it is not cancelled but returned.
+CANCELLABLE = {Order.Status.PENDING, Order.Status.PROCESSING, Order.Status.AWAITING_PAYMENT, Order.Status.FAILED}
 #: Statuses in which an order holds no stock: moving into one gives its reservation back.
 RELEASING = {Order.Status.FAILED, Order.Status.CANCELLED}
 
@@ -84,6 +86,44 @@ def order_queue_processing_outcome(*, order_ids: list[int]) -> QueueOutcome:
             order.save(update_fields=["status", "failure_reason"])
             queue = queues.URGENT if order.customer.is_priority else None
             enqueue_on_commit(process_order, order.pk, queue=queue)
+            outcome.queued.append(order.pk)
+    return outcome
+
+
+def order_cancel(*, order_ids: list[int]) -> QueueOutcome:
+    """Cancel orders that have not shipped: stock back, payments reversed, customers told.
+
+    In one transaction per call: each order is cancelled (releasing its stock), a payment that
+    may still take money is marked voided at once, so its charge job charges nothing, and is
+    reversed at the gateway after commit (voided, or refunded if it was charged meanwhile).
+    Orders already cancelled or processed are named with the reason.
+    """
+    from orders.tasks import reverse_payment
+
+    outcome = QueueOutcome()
+    with transaction.atomic():
+        for order in (
+            Order.objects.select_for_update().select_related("customer").filter(pk__in=order_ids).order_by("pk")
+        ):
+            if order.status not in CANCELLABLE:
+                outcome.skipped[order.pk] = f"it is {order.get_status_display().lower()} already"
+                continue
+            order_transition(order, Order.Status.CANCELLED)
+            order.save(update_fields=["status"])
+            for payment in order.payments.select_for_update().filter(
+                status__in=[Payment.Status.PENDING, Payment.Status.FAILED]
+            ):
+                if payment.status == Payment.Status.PENDING:
+                    payment.status = Payment.Status.VOIDED
+                    payment.save(update_fields=["status", "updated_at"])
+                enqueue_on_commit(reverse_payment, payment.pk)
+            email_queue(
+                key=f"order-cancelled:{order.pk}",
+                to=order.customer.email,
+                subject=f"Your order #{order.pk} is cancelled",
+                body=f"Hello {order.customer.name},\n\norder #{order.pk} is cancelled. Nothing will be charged "
+                "for it, and anything already taken is refunded.\n",
+            )
             outcome.queued.append(order.pk)
     return outcome
 

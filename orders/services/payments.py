@@ -29,6 +29,7 @@ def payment_charge(*, payment_id: int) -> Payment:
     order and mails the customer; an expired card does the same and raises CardExpired so the
     job is discarded. An outcome it does not know raises UnknownGatewayOutcome before anything
     is settled: the job is discarded and the payment stays pending for a person to look at.
+    A key voided by a cancellation charges nothing, and the payment is marked voided.
     """
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
@@ -40,12 +41,17 @@ def payment_charge(*, payment_id: int) -> Payment:
     result = payment_gateway.gateway().charge(
         token=payment.method_token, amount=payment.amount, idempotency_key=payment.idempotency_key
     )
-    if result.outcome != payment_gateway.CHARGED and result.outcome not in DECLINES:
+    if result.outcome not in (payment_gateway.CHARGED, payment_gateway.VOIDED) and result.outcome not in DECLINES:
         raise UnknownGatewayOutcome(f"payment {payment.pk}: the gateway answered {result.outcome!r}")
 
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
+        # A payment whose order was cancelled meanwhile is settled by its reversal, not here.
         if payment.status != Payment.Status.PENDING:
+            return payment
+        if result.outcome == payment_gateway.VOIDED:
+            payment.status = Payment.Status.VOIDED
+            payment.save(update_fields=["status", "updated_at"])
             return payment
         order = Order.objects.select_for_update().select_related("customer").get(pk=payment.order_id)
         if result.outcome == payment_gateway.CHARGED:
@@ -146,3 +152,22 @@ def payment_queue_retry(*, order_ids: list[int]) -> QueueOutcome:
             enqueue_on_commit(process_payment, payment.pk)
             outcome.queued.append(order.pk)
     return outcome
+
+
+def payment_reverse(*, payment_id: int) -> Payment:
+    """Give back what a cancelled order's payment took, or make sure it never takes anything.
+
+    The gateway call happens outside any transaction; reversing a key twice answers the same,
+    so a redelivered job refunds nothing twice. A charge still in flight either finds its key
+    voided and charges nothing, or charged first and is refunded here.
+    """
+    payment = Payment.objects.get(pk=payment_id)
+    answer = payment_gateway.gateway().reverse(idempotency_key=payment.idempotency_key)
+    if answer not in payment_gateway.REVERSALS:
+        raise UnknownGatewayOutcome(f"payment {payment.pk}: the gateway answered {answer!r} to a reversal")
+    status = Payment.Status.REFUNDED if answer == payment_gateway.REFUNDED else Payment.Status.VOIDED
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment.status = status
+        payment.save(update_fields=["status", "updated_at"])
+    return payment
