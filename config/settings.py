@@ -236,10 +236,14 @@ REPORT_RECIPIENTS = env_list("REPORT_RECIPIENTS", "staff@localhost")
 # LOGGING
 # https://docs.djangoproject.com/en/5.2/topics/logging/
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# One clock a line. Under `make run` honcho stamps every line with the machine's local time, so
+# the Procfile turns the processes' own stamp off (it would be a second clock, in TIME_ZONE).
+LOG_TIMESTAMPS = env_bool("LOG_TIMESTAMPS", default=True)
+LOG_FORMAT = ("%(asctime)s " if LOG_TIMESTAMPS else "") + "%(levelname)s %(name)s %(message)s"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {"plain": {"format": LOG_FORMAT}},
     "filters": {
         "redact": {"()": "workers.redaction.RedactingFilter"},
         "retry_log_level": {"()": "workers.middleware.retries.RetryLogLevel"},
@@ -248,6 +252,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # runserver's request lines, in the same format (its own carries a third clock).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # A failure that will be retried is a warning line; one that ends the job keeps its traceback.
         "dramatiq.worker.WorkerThread": {"filters": ["retry_log_level"]},
     },
