@@ -331,8 +331,9 @@ class ImportAdmin(admin.ModelAdmin):
     @admin.display(description="File")
     def file_name(self, product_import: Import) -> str:
         if not product_import.file:
-            return f"(deleted {settings.IMPORT_FILE_RETENTION_DAYS} days after the import finished)"
-        return PurePath(product_import.file.name).name
+            deleted = f"(deleted {settings.IMPORT_FILE_RETENTION_DAYS} days after the import finished)"
+            return f"{product_import.original_name} {deleted}".lstrip()
+        return product_import.original_name or PurePath(product_import.file.name).name
 
     @admin.display(description="Progress")
     def progress(self, product_import: Import) -> str:

@@ -190,6 +190,9 @@ class Import(models.Model):
         FAILED = "failed"
 
     file = models.FileField(upload_to="imports/%Y/%m/%d/")
+    original_name = models.CharField(
+        "file", max_length=255, blank=True, help_text="The file's name as uploaded; storage may rename its copy."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     dry_run = models.BooleanField(default=False, help_text="Check every row but write no product.")
     total_rows = models.PositiveIntegerField(

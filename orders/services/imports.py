@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import PurePath
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -45,9 +46,13 @@ class Chunk:
 
 
 def import_start(*, product_import: Import) -> Import:
-    """Save a new import and queue its job after commit."""
+    """Save a new import, with its file's name as uploaded, and queue its job after commit."""
     from orders.tasks import import_data
 
+    if product_import.file and not product_import.original_name:
+        # Storage makes the name safe and unique (spaces and accents go, a suffix is added): keep
+        # the one staff know the file by.
+        product_import.original_name = PurePath(product_import.file.name).name[:255]
     with transaction.atomic():
         product_import.save()
         enqueue_on_commit(import_data, product_import.pk)

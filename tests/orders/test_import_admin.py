@@ -258,3 +258,18 @@ def test_the_upload_form_picks_csv_files_and_offers_a_sample_that_imports_cleanl
 def test_the_sample_is_not_for_staff_without_import_permissions(client):
     login_staff(client)
     assert client.get(reverse("admin:orders_import_sample")).status_code == 403
+
+
+def test_the_list_shows_the_file_by_the_name_it_was_uploaded_with(client, jobs, django_capture_on_commit_callbacks):
+    # Given two uploads of files with the same name, one with spaces and accents in it
+    staff(client, "run_import")
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            upload(client, products_csv("MUG-1,Mug,7.50,4"), name="Catalogue été 2026.csv")
+
+    # When a clerk opens the list
+    listing = client.get(reverse("admin:orders_import_changelist")).content.decode()
+
+    # Then both show the name as uploaded, though storage renamed its copies
+    assert listing.count('<td class="field-file_name">Catalogue été 2026.csv</td>') == 2
+    assert len(set(Import.objects.values_list("file", flat=True))) == 2
