@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+from django.urls import path
 
 from reports.charts import daily_charts
 from reports.formats import product_rows, summary_rows
 from reports.models import Report, ReportMail
 from reports.selectors import report_daily_series
 from reports.services.daily import report_daily_queue_regeneration
+from reports.services.mail import report_csv_bytes, report_csv_filename, report_email_html
 
 #: How many days up to a report its chart shows.
 CHART_DAYS = 30
@@ -41,6 +45,36 @@ class ReportAdmin(admin.ModelAdmin):
     @admin.display(description="Average order value")
     def average_order_value(self, report: Report) -> str:
         return report.data.get("average_order_value", "")
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/csv/", self.admin_site.admin_view(self.csv_view), name="reports_report_csv"),
+            path("<path:object_id>/mail/", self.admin_site.admin_view(self.mail_view), name="reports_report_mail"),
+            *super().get_urls(),
+        ]
+
+    def csv_view(self, request, object_id) -> HttpResponse:
+        """The report's figures as the CSV file its mail attaches."""
+        report = self._viewable(request, object_id)
+        response = HttpResponse(report_csv_bytes(report), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{report_csv_filename(report)}"'
+        return response
+
+    def mail_view(self, request, object_id) -> HttpResponse:
+        """The HTML body of the report's mail, as it is sent, with the figures as they are now."""
+        report = self._viewable(request, object_id)
+        response = HttpResponse(report_email_html(report))
+        # The mail's own markup, from stored figures: let it show nothing it did not bring.
+        response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        return response
+
+    def _viewable(self, request, object_id) -> Report:
+        report = self.get_object(request, unquote(object_id))
+        if report is None:
+            raise Http404(f"No report with id {object_id!r}.")
+        if not self.has_view_permission(request, report):
+            raise PermissionDenied
+        return report
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         report = self.get_object(request, unquote(object_id))

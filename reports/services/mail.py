@@ -52,20 +52,34 @@ def report_mail_fail(*, mail_id: int, error: str) -> ReportMail:
     return mail_fail(ReportMail.objects.all(), mail_id, error)
 
 
+def report_email_html(report: Report) -> str:
+    """The HTML body of a report's mail, as it is sent (and shown in the admin)."""
+    context = {
+        "title": report_title(report),
+        "summary": summary_rows(report.data),
+        "products": product_rows(report.data),
+    }
+    return render_to_string("reports/daily_report_email.html", context)
+
+
+def report_csv_filename(report: Report) -> str:
+    return f"daily-report-{report.date.isoformat()}.csv"
+
+
 def report_email(report: Report, *, to: list[str]) -> EmailMultiAlternatives:
     """The mail of a report: a text body, the same as HTML, and the figures as a CSV file."""
     data = report.data
-    context = {
-        "title": report_title(report),
-        "summary": summary_rows(data),
-        "products": product_rows(data),
-    }
     message = EmailMultiAlternatives(
         subject=f"{report_title(report)}: {data['orders']} orders, revenue {data['revenue']}",
         body=report_table(report),
         to=to,
     )
-    message.attach_alternative(render_to_string("reports/daily_report_email.html", context), "text/html")
-    # A byte order mark, so that a spreadsheet opens the UTF-8 product names as UTF-8.
-    message.attach(f"daily-report-{report.date.isoformat()}.csv", report_csv(report).encode("utf-8-sig"), "text/csv")
+    message.attach_alternative(report_email_html(report), "text/html")
+    message.attach(report_csv_filename(report), report_csv_bytes(report), "text/csv")
     return message
+
+
+def report_csv_bytes(report: Report) -> bytes:
+    """The report's CSV as attached and downloaded: with a byte order mark, so that a spreadsheet
+    opens the UTF-8 product names as UTF-8."""
+    return report_csv(report).encode("utf-8-sig")

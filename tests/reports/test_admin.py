@@ -101,3 +101,34 @@ def test_without_the_permission_regenerate_is_refused_and_nothing_is_queued(clie
     assert response.status_code == 200
     assert 'value="regenerate"' not in response.content.decode()
     jobs.assert_nothing_enqueued()
+
+
+def test_the_detail_page_offers_the_csv_and_the_mail_as_sent(client):
+    # Given a report with a product whose name is markup
+    staff(client)
+    report = make_report(date(2025, 11, 27), orders=12, revenue="345.60")
+    page = client.get(reverse("admin:reports_report_change", args=[report.pk])).content.decode()
+
+    # When the analyst follows the two links beside the chart
+    csv_url = reverse("admin:reports_report_csv", args=[report.pk])
+    mail_url = reverse("admin:reports_report_mail", args=[report.pk])
+    assert f'href="{csv_url}"' in page and f'href="{mail_url}"' in page
+    download = client.get(csv_url)
+    mail = client.get(mail_url)
+
+    # Then the CSV is the mail's attachment, and the mail's HTML body is shown, escaped
+    assert download["Content-Type"] == "text/csv; charset=utf-8"
+    assert download["Content-Disposition"] == 'attachment; filename="daily-report-2025-11-27.csv"'
+    text = download.content.decode("utf-8-sig")
+    assert text.startswith("Figure,Value\r\nOrders,12\r\n") and "Revenue,345.60" in text
+    body = mail.content.decode()
+    assert "<h1" in body and "Daily report for 2025-11-27" in body and "345.60" in body
+    assert "&lt;b&gt;Mug&lt;/b&gt;" in body
+    assert "default-src 'none'" in mail["Content-Security-Policy"]
+
+
+def test_the_csv_and_the_mail_are_for_staff_who_may_view_reports(client):
+    report = make_report(date(2025, 11, 27), orders=1, revenue="1.00")
+    login_staff(client, "view_order")
+    assert client.get(reverse("admin:reports_report_csv", args=[report.pk])).status_code == 403
+    assert client.get(reverse("admin:reports_report_mail", args=[report.pk])).status_code == 403
