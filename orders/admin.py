@@ -30,10 +30,12 @@ from orders.models import (
     PriceBatch,
     PriceBatchItem,
     Product,
+    StockAdjustment,
 )
 from orders.product_csv import sample_csv
 from orders.services.datasets import dataset_start
 from orders.services.imports import import_start
+from orders.services.inventory import stock_adjustment_request
 from orders.services.orders import QueueOutcome, order_cancel, order_queue_processing_outcome
 from orders.services.payments import payment_queue_retry
 from workers.admin import progress_bar
@@ -60,25 +62,50 @@ class CustomerAdmin(admin.ModelAdmin):
     search_fields = ["name", "email"]
 
 
+class StockAdjustmentInline(admin.TabularInline):
+    """The stock adjustments asked for on a product, newest first, with what the job made of each."""
+
+    model = StockAdjustment
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "requested_by", "change", "reason", "status", "outcome", "finished_at"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-pk"]
+    verbose_name_plural = "stock adjustments asked for"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("orders.view_product")
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     list_display = ["sku", "name", "price", "stock", "updated_at"]
     search_fields = ["sku", "name"]
     readonly_fields = ["stock"]
     actions = ["adjust_stock"]
+    inlines = [StockAdjustmentInline]
 
     @admin.action(description="Adjust stock of selected products", permissions=["adjust_stock"])
     def adjust_stock(self, request, queryset):
         form = StockAdjustmentForm(request.POST if "apply" in request.POST else None, products=queryset)
         if form.is_valid():
-            from orders.tasks import update_inventory
-
-            with transaction.atomic():
-                for product_id in queryset.values_list("pk", flat=True):
-                    enqueue_on_commit(
-                        update_inventory, product_id, form.cleaned_data["quantity_change"], form.cleaned_data["reason"]
-                    )
-            self.message_user(request, f"{queryset.count()} stock adjustment(s) queued.", messages.SUCCESS)
+            adjustments = stock_adjustment_request(
+                product_ids=list(queryset.values_list("pk", flat=True)),
+                change=form.cleaned_data["quantity_change"],
+                reason=form.cleaned_data["reason"],
+                requested_by_id=request.user.pk,
+            )
+            self.message_user(
+                request,
+                f"{len(adjustments)} stock adjustment(s) queued; each product's page shows whether it was done.",
+                messages.SUCCESS,
+            )
             return None
         return TemplateResponse(
             request,

@@ -109,6 +109,35 @@ class InventoryAudit(models.Model):
         return f"{self.product_id} {self.change:+d} ({self.reason})"
 
 
+class StockAdjustment(models.Model):
+    """A change of stock asked for from the admin, and what became of it: the job writes the outcome."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        DONE = "done"
+        REFUSED = "refused"
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="adjustments")
+    change = models.IntegerField()
+    reason = models.CharField(max_length=40, choices=InventoryAudit.Reason.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    outcome = models.CharField(max_length=300, blank=True, help_text="Why it was refused, or the stock it left.")
+    audit = models.OneToOneField(
+        InventoryAudit, null=True, blank=True, on_delete=models.PROTECT, related_name="adjustment"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(change=0), name="stock_adjustment_change_not_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} {self.change:+d} ({self.status})"
+
+
 class Payment(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending"

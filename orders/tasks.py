@@ -14,7 +14,7 @@ from orders.errors import OutOfStock
 from orders.services.datasets import dataset_process_chunk
 from orders.services.emails import email_deliver, email_fail
 from orders.services.imports import import_fail, import_files_prune, import_run
-from orders.services.inventory import inventory_adjust
+from orders.services.inventory import inventory_adjust, stock_adjustment_apply
 from orders.services.orders import order_process
 from orders.services.payments import payment_charge, payment_fail, payment_reverse
 from orders.services.price_batches import price_batch_start, price_item_apply
@@ -37,6 +37,11 @@ def update_inventory(product_id: int, quantity_change: int, reason: str) -> None
         reason=reason,
         idempotency_key=f"update_inventory:{message.message_id}" if message else None,
     )
+
+
+@dramatiq.actor(queue_name=queues.DEFAULT, max_retries=10)
+def adjust_stock(adjustment_id: int) -> None:
+    stock_adjustment_apply(adjustment_id=adjustment_id)
 
 
 @dramatiq.actor(queue_name=queues.URGENT, max_retries=10)

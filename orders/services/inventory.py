@@ -1,12 +1,14 @@
-"""Stock changes: adjustments and order reservations, under row locks, each with its audit row."""
+"""Stock changes: adjustments asked for by staff, order reservations and releases, each with its audit row."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from orders.errors import InvalidRequest, OutOfStock
-from orders.models import InventoryAudit, Order, OrderItem, Product
+from orders.models import InventoryAudit, Order, OrderItem, Product, StockAdjustment
+from workers.enqueue import enqueue_on_commit
 
 
 def inventory_adjust(
@@ -35,6 +37,54 @@ def inventory_adjust(
             note=note[:200],
             idempotency_key=idempotency_key,
         )
+
+
+def stock_adjustment_request(
+    *, product_ids: list[int], change: int, reason: str, requested_by_id: int | None = None
+) -> list[StockAdjustment]:
+    """Record a change of stock for each product and queue its job after commit.
+
+    The row is what the person who asked follows: the job marks it done, or refused with the
+    reason (stock may have moved since the form checked it).
+    """
+    from orders.tasks import adjust_stock
+
+    with transaction.atomic():
+        adjustments = [
+            StockAdjustment.objects.create(
+                product_id=product_id, change=change, reason=reason, requested_by_id=requested_by_id
+            )
+            for product_id in sorted(product_ids)
+        ]
+        for adjustment in adjustments:
+            enqueue_on_commit(adjust_stock, adjustment.pk)
+    return adjustments
+
+
+def stock_adjustment_apply(*, adjustment_id: int) -> StockAdjustment:
+    """Apply a requested adjustment once, and write its outcome: done with the stock left, or refused and why."""
+    with transaction.atomic():
+        adjustment = StockAdjustment.objects.select_for_update().get(pk=adjustment_id)
+        if adjustment.status != StockAdjustment.Status.QUEUED:
+            return adjustment
+        try:
+            audit = inventory_adjust(
+                product_id=adjustment.product_id,
+                change=adjustment.change,
+                reason=adjustment.reason,
+                note=f"stock adjustment {adjustment.pk}",
+                idempotency_key=f"stock-adjustment:{adjustment.pk}",
+            )
+        except (OutOfStock, InvalidRequest) as refusal:
+            # Asked for in good faith and refused by the stock as it is now: the answer goes to
+            # the row its author watches, not to a dead letter nobody is told of.
+            adjustment.status, adjustment.outcome = StockAdjustment.Status.REFUSED, f"Refused: {refusal}"[:300]
+        else:
+            adjustment.status, adjustment.audit = StockAdjustment.Status.DONE, audit
+            adjustment.outcome = f"Done: stock is now {audit.stock_after}."
+        adjustment.finished_at = timezone.now()
+        adjustment.save(update_fields=["status", "outcome", "audit", "finished_at"])
+    return adjustment
 
 
 def stock_reserve(*, order: Order, items: list[OrderItem]) -> list[str]:

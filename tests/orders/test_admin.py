@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from orders.models import Order, Payment
-from orders.tasks import process_order, process_payment, update_inventory
+from orders.models import Order, Payment, StockAdjustment
+from orders.tasks import adjust_stock, process_order, process_payment
 from tests.orders.factories import make_order, make_product
 from tests.support.users import login_staff
 
@@ -74,8 +74,8 @@ def test_stock_adjustment_asks_for_the_change_then_queues_it(client, jobs, djang
         done = run_action(
             client, "product", "adjust_stock", [product.pk], apply="1", quantity_change=5, reason="restock"
         )
-    assert "1 stock adjustment(s) queued." in done.content.decode()
-    jobs.assert_enqueued(update_inventory, product.pk, 5, "restock", count=1)
+    assert "1 stock adjustment(s) queued; each product&#x27;s page shows whether it was done." in done.content.decode()
+    jobs.assert_enqueued(adjust_stock, StockAdjustment.objects.get(product=product, change=5).pk, count=1)
 
 
 def test_a_stock_adjustment_that_would_go_below_zero_is_refused_naming_the_products(client, jobs):
