@@ -102,6 +102,8 @@ def order_cancel(*, order_ids: list[int]) -> QueueOutcome:
 
     outcome = QueueOutcome()
     with transaction.atomic():
+        # Payments before orders, as the payment jobs lock them, so that the two cannot deadlock.
+        list(Payment.objects.select_for_update().filter(order_id__in=order_ids).order_by("pk"))
         for order in (
             Order.objects.select_for_update().select_related("customer").filter(pk__in=order_ids).order_by("pk")
         ):

@@ -123,8 +123,10 @@ def payment_queue_retry(*, order_ids: list[int]) -> QueueOutcome:
 
     outcome = QueueOutcome()
     with transaction.atomic():
+        # Payments before orders, as the payment jobs lock them, so that the two cannot deadlock.
+        list(Payment.objects.select_for_update().filter(order_id__in=order_ids).order_by("pk"))
         for order in Order.objects.select_for_update().filter(pk__in=order_ids).order_by("pk"):
-            payment = order.payments.select_for_update().order_by("-pk").first()
+            payment = order.payments.order_by("-pk").first()
             if order.status != Order.Status.FAILED:
                 outcome.skipped[order.pk] = f"it is {order.get_status_display().lower()}, not failed"
                 continue
