@@ -22,7 +22,7 @@ def waiting_for(journal, store) -> list[str]:
     """What has not ended yet, one phrase each; empty once the system has settled."""
     from chaos.evidence import redis_leftovers
     from chaos.invariants.domain import TERMINAL
-    from orders.models import EmailDelivery, Import, Order, Payment, PriceBatch
+    from orders.models import EmailDelivery, Import, Order, Payment, PriceBatch, StockAdjustment
     from workers.models import Batch, DeadLetter, OutboxMessage
 
     counts = {
@@ -31,6 +31,7 @@ def waiting_for(journal, store) -> list[str]:
         .count(),
         "payments pending": Payment.objects.filter(status="pending").count(),
         "mails pending": EmailDelivery.objects.filter(status="pending").count(),
+        "stock adjustments queued": StockAdjustment.objects.filter(status="queued").count(),
         "imports not ended": Import.objects.filter(status__in=["pending", "running"]).count(),
         "price batches not started": PriceBatch.objects.filter(job_batch=None).count(),
         "batches running": Batch.objects.filter(status=Batch.Status.RUNNING).count(),

@@ -82,17 +82,24 @@ def _probes(step, run: Run) -> dict:
 
 
 def _adjustments(step, run: Run) -> dict:
+    """A restock of some products, as the admin's "Adjust stock" asks it; the first round also asks a
+    removal from a scarce product that its stock cannot give (it must be refused, not applied)."""
     from orders.models import InventoryAudit
-    from orders.tasks import update_inventory
-    from workers.enqueue import build_message
+    from orders.services.inventory import stock_adjustment_request
 
     rng = random.Random(run.plan.seed * 1000 + step.number)
-    ids = sorted(int(pk) for pk in run.expected["start_stock"])[:ORDER_PRODUCTS]
-    changes = [(rng.choice(ids), rng.randint(1, 5)) for _ in range(step.size)]
-    messages = [
-        build_message(update_inventory, (pk, change, InventoryAudit.Reason.RESTOCK), {}) for pk, change in changes
-    ]
-    return {"message_ids": [m.message_id for m in messages], "changes": changes, **_send(messages, in_transaction=True)}
+    ids = sorted(int(pk) for pk in run.expected["start_stock"])
+    restocked = stock_adjustment_request(
+        product_ids=rng.sample(ids[:ORDER_PRODUCTS], step.size),
+        change=rng.randint(1, 5),
+        reason=InventoryAudit.Reason.RESTOCK,
+    )
+    refused = []
+    if step.number == 0:
+        refused = stock_adjustment_request(
+            product_ids=[ids[ORDER_PRODUCTS]], change=-1000, reason=InventoryAudit.Reason.ADJUSTMENT
+        )
+    return {"done": [a.pk for a in restocked], "refused": [a.pk for a in refused]}
 
 
 def _poison(step, run: Run) -> dict:

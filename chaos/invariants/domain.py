@@ -80,7 +80,7 @@ def confirmations_sent_once(journal: Journal, subjects: Counter) -> Check:
 def stock_matches_audits(journal: Journal) -> Check:
     from django.db.models import Sum
 
-    from orders.models import InventoryAudit, Product
+    from orders.models import InventoryAudit, Product, StockAdjustment
 
     start = {int(pk): stock for pk, stock in journal.expected["start_stock"].items()}
     changes = dict(
@@ -91,19 +91,25 @@ def stock_matches_audits(journal: Journal) -> Check:
     )
     stock = dict(Product.objects.filter(pk__in=start).values_list("pk", "stock"))
     wrong = [pk for pk in start if stock[pk] != start[pk] + (changes.get(pk) or 0)]
-    sent = [mid for step in journal.of("adjustments") for mid in step["message_ids"]]
-    applied = Counter(
-        InventoryAudit.objects.filter(idempotency_key__in=[f"update_inventory:{mid}" for mid in sent]).values_list(
-            "idempotency_key", flat=True
-        )
-    )
-    unapplied = len(set(sent)) - len(applied)
+    # Each adjustment asked is applied once (one audit of its change) or refused with nothing applied.
+    wanted = {pk: status for step in journal.of("adjustments") for status in ("done", "refused") for pk in step[status]}
+    asked = list(StockAdjustment.objects.filter(pk__in=wanted).select_related("audit"))
+    amiss = [
+        a.pk
+        for a in asked
+        if a.status != wanted[a.pk]
+        or (a.audit is None) != (a.status == "refused")
+        or (a.audit and a.audit.change != a.change)
+    ]
+    amiss += sorted(set(wanted) - {a.pk for a in asked})
+    statuses = Counter(a.status for a in asked)
     reservations = InventoryAudit.objects.filter(reason="order_reservation").count()
     figures = (
-        f"{len(start)} products, stock off its audits {len(wrong)}; {len(set(sent))} adjustments sent, "
-        f"applied {len(applied)}, missing {unapplied}; {reservations} reservation audits"
+        f"{len(start)} products, stock off its audits {len(wrong)}; {len(wanted)} stock adjustments asked "
+        f"({', '.join(f'{s} {n}' for s, n in sorted(statuses.items()))}), not as expected {len(amiss)}; "
+        f"{reservations} reservation audits"
     )
-    return Check("stock equals start plus audits", not wrong and unapplied == 0, figures + examples(wrong))
+    return Check("stock equals start plus audits", not wrong and not amiss, figures + examples(wrong + amiss))
 
 
 def import_counts_exact(journal: Journal, log: JobLog) -> Check:
