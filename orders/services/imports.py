@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePath
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from orders.errors import ImportFileUnusable
@@ -29,6 +29,9 @@ CHUNK_ROWS = 20_000
 ROWS_BETWEEN_PAUSES = 256
 #: Row errors kept per import; all of them are counted.
 ROW_ERRORS_KEPT = 1_000
+#: Times a chunk is written before its run gives up, when an order changed one of its products meanwhile.
+CHUNK_ATTEMPTS = 3
+SERIALIZATION_FAILURE = "40001"
 
 
 @dataclass
@@ -72,6 +75,8 @@ def import_run(*, import_id: int, chunk_rows: int | None = None) -> Import:
     """
     product_import = _import_begin(import_id)
     if product_import.status != Import.Status.RUNNING:
+        # A replayed or duplicate job: say so, rather than end without a word.
+        logger.info("import %s is %s already; this run changes nothing", import_id, product_import.status)
         return product_import
     try:
         with _open(product_import) as stream:
@@ -215,10 +220,31 @@ def _chunks(source: ProductCsv, columns: Columns, chunk_rows: int, *, for_copy: 
 def _chunk_commit(product_import: Import, chunk: Chunk, *, committed: int, known_new: set[str]) -> bool:
     """Save a chunk's products, errors, counters and resume point together, if no other run got ahead.
 
-    A dry run writes no product but counts what it would create and update (``known_new``: the
-    skus it would have created so far).
+    On PostgreSQL the chunk is written at REPEATABLE READ, so that its audit rows' changes, read
+    from the transaction's snapshot, are exact: a product changed by anyone else since then
+    fails the transaction, and the chunk is written again from the start. A dry run writes no
+    product but counts what it would create and update (``known_new``: the skus it would have
+    created so far).
     """
+    attempt = 1
+    while True:
+        try:
+            return _chunk_commit_once(product_import, chunk, committed=committed, known_new=known_new)
+        except OperationalError as error:
+            if attempt == CHUNK_ATTEMPTS or getattr(error.__cause__, "sqlstate", None) != SERIALIZATION_FAILURE:
+                raise
+            attempt += 1
+            logger.info(
+                "import %s: a product changed while rows after %s were written; again", product_import.pk, committed
+            )
+
+
+def _chunk_commit_once(product_import: Import, chunk: Chunk, *, committed: int, known_new: set[str]) -> bool:
+    repeatable = not product_import.dry_run and connection.vendor == "postgresql" and not connection.in_atomic_block
     with transaction.atomic():
+        if repeatable:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         locked = Import.objects.select_for_update().get(pk=product_import.pk)
         if locked.status != Import.Status.RUNNING or locked.processed_rows != committed:
             logger.warning(

@@ -54,7 +54,9 @@ def products_upsert(rows: Sequence[ProductRow] | ProductsReady, *, note: str = "
     created. One statement writes them all (INSERT ... ON CONFLICT DO UPDATE on SQLite and
     PostgreSQL alike). Each product whose stock the rows change (a new one: from zero) gets an
     "import" audit row with ``note``, written in bulk in the same transaction, so that stock
-    always equals the sum of its audits.
+    always equals the sum of its audits. The change is measured from the stock the transaction
+    read: the caller runs at REPEATABLE READ on PostgreSQL (SQLite writes one at a time), so
+    that a product someone else changed since fails the transaction instead.
     """
     postgresql = connection.vendor == "postgresql"
     ready = rows if isinstance(rows, ProductsReady) else products_ready(rows, for_copy=postgresql)
@@ -116,9 +118,10 @@ def _upsert_postgresql(copy_data: bytes, *, note: str) -> int:
     ``bulk_create`` builds one parameter per value and PostgreSQL parses them all, about 25 us a
     row; COPY streams the rows as CSV made beforehand, in one write, and the upsert reads them
     from the table, several times faster. ``xmax = 0`` is true of the rows the INSERT created,
-    not of those it updated. The products that exist are locked first, so that the stock the
-    upsert replaces, read by the next statement for the audit rows, is one nobody else can
-    change in between.
+    not of those it updated. The same statement writes the audit rows, from the stock each
+    product had in its snapshot (one index probe a row, no join over the products table). That
+    is the stock it replaces unless someone else changed the product meanwhile: the caller runs
+    at REPEATABLE READ on PostgreSQL, where such a change fails the transaction instead.
     """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
@@ -127,13 +130,12 @@ def _upsert_postgresql(copy_data: bytes, *, note: str) -> int:
         )
         with cursor.copy("COPY product_upsert (sku, name, price, stock) FROM STDIN (FORMAT csv)") as copy:
             copy.write(copy_data)
-        cursor.execute(
-            "SELECT count(*) FROM (SELECT p.id FROM orders_product p JOIN product_upsert u ON u.sku = p.sku"
-            " ORDER BY p.id FOR UPDATE OF p) locked"
-        )
         now = timezone.now()
         cursor.execute(
-            "WITH before AS (SELECT p.id, p.stock FROM orders_product p JOIN product_upsert u ON u.sku = p.sku),"
+            # OFFSET 0 keeps the lateral lookup a probe of the sku index per row: as a join, the
+            # planner merges the chunk with half the products index.
+            "WITH before AS (SELECT p.id, p.stock FROM product_upsert u"
+            " JOIN LATERAL (SELECT id, stock FROM orders_product WHERE sku = u.sku OFFSET 0) p ON true),"
             " upserted AS ("
             " INSERT INTO orders_product (sku, name, price, stock, updated_at)"
             " SELECT sku, name, price, stock, %s FROM product_upsert"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tracemalloc
 from decimal import Decimal
 
@@ -376,11 +377,13 @@ def test_a_completed_import_run_again_changes_nothing():
     assert Product.objects.get(sku="MUG-1").stock == 7
 
 
-def test_a_failed_import_is_not_run_again():
+def test_a_failed_import_is_not_run_again_and_the_run_says_so(caplog):
+    caplog.set_level(logging.INFO)
     product_import = make_import(products_csv("MUG-1,Mug,1.00,1"))
     import_fail(import_id=product_import.pk, message="Retries exhausted: OperationalError: gone")
 
     done = import_run(import_id=product_import.pk)
 
     assert (done.status, done.failure_message) == (Import.Status.FAILED, "Retries exhausted: OperationalError: gone")
+    assert f"import {product_import.pk} is failed already; this run changes nothing" in caplog.messages
     assert not Product.objects.exists()
