@@ -231,7 +231,15 @@ def _chunk_commit(product_import: Import, chunk: Chunk, *, committed: int, known
         try:
             return _chunk_commit_once(product_import, chunk, committed=committed, known_new=known_new)
         except OperationalError as error:
-            if attempt == CHUNK_ATTEMPTS or getattr(error.__cause__, "sqlstate", None) != SERIALIZATION_FAILURE:
+            if getattr(error.__cause__, "sqlstate", None) != SERIALIZATION_FAILURE:
+                raise
+            # Either another run of the import committed a chunk (it holds the import's row, and
+            # this run stops as it would have on finding it), or an order changed a product.
+            now = Import.objects.filter(pk=product_import.pk).values_list("status", "processed_rows").first()
+            if now != (Import.Status.RUNNING, committed):
+                logger.warning("import %s: another run got ahead (%s); this run stops", product_import.pk, now)
+                return False
+            if attempt == CHUNK_ATTEMPTS:
                 raise
             attempt += 1
             logger.info(
