@@ -74,6 +74,12 @@ class Worker:
             )
         return self
 
+    def kill(self) -> None:
+        """SIGKILL to the whole group, as a crash or the OOM killer would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"{self.args[0]} exited with {self.process.returncode}:\n{self.log_tail()}")
@@ -100,10 +106,14 @@ class Worker:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
     def stop(self, timeout: float = 30) -> None:
-        """SIGTERM to the whole group (a graceful shutdown), SIGKILL if it is not over in time."""
+        """SIGTERM to the main process (a graceful shutdown), SIGKILL to the group if it is not over in time.
+
+        Not SIGTERM to the whole group: Dramatiq's worker processes would get it twice (once
+        more from their main process) and take the second as "exit now".
+        """
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:

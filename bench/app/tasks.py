@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import dramatiq
+import os
+import signal
+import time
 
-from bench.workloads.counter import count_job
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from bench.workloads.counter import CRASHES, RAN, client, count_job
 from workers import queues
 from workers.enqueue import enqueue_on_commit
 
@@ -18,3 +23,18 @@ def enqueue(jobs: int) -> None:
     """Send ``jobs`` messages the way project code does (outside a transaction: at once)."""
     for _ in range(jobs):
         enqueue_on_commit(noop)
+
+
+@dramatiq.actor(queue_name=queues.DEFAULT)
+def work(seconds: float) -> None:
+    """A job that takes a while, then notes its message id as run (recovery scenario)."""
+    time.sleep(seconds)
+    message = CurrentMessage.get_current_message()
+    client().sadd(RAN, message.message_id)
+
+
+@dramatiq.actor(queue_name=queues.URGENT)
+def crash() -> None:
+    """Takes its worker process down, noting when (recovery scenario)."""
+    client().rpush(CRASHES, time.time())
+    os.kill(os.getpid(), signal.SIGKILL)

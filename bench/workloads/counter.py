@@ -10,6 +10,9 @@ import redis
 DONE = "bench:done"
 FIRST_STARTED = "bench:first_started"
 LAST_FINISHED = "bench:last_finished"
+#: The recovery scenario's keys: the message ids that ran, and the times of crashes.
+RAN = "bench:ran"
+CRASHES = "bench:crashes"
 
 #: How many jobs the run has; the job that brings the count there stamps the end.
 TOTAL = int(os.environ.get("BENCH_EXPECTED_JOBS", "0"))
