@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from datetime import timedelta
 from unittest import mock
 
@@ -69,6 +70,21 @@ def refuse_payment(key: str, kind: str) -> None:
     if kind == "missing":
         User.objects.get(pk=-1)
     raise LookupError("listed in discard")
+
+
+@contextmanager
+def dead_letters_refused_once():
+    """The database refuses the first dead letter written inside, as a locked SQLite file would."""
+    failures = [OperationalError("database is locked")]
+    record = dead_letters.record
+
+    def record_unless_locked(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return record(*args, **kwargs)
+
+    with mock.patch.object(dead_letters, "record", side_effect=record_unless_locked):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -174,15 +190,7 @@ def test_a_dead_letter_that_cannot_be_written_tries_the_job_again_rather_than_lo
     jobs, perform_jobs, caplog
 ):
     # Given a job whose last attempt fails while the database refuses the dead letter once
-    failures = [OperationalError("database is locked")]
-    record = dead_letters.record
-
-    def record_unless_locked(*args, **kwargs):
-        if failures:
-            raise failures.pop()
-        return record(*args, **kwargs)
-
-    with mock.patch.object(dead_letters, "record", side_effect=record_unless_locked):
+    with dead_letters_refused_once():
         message = never_works.send("k")
 
         # When its retries run out
@@ -200,15 +208,7 @@ def test_a_dead_letter_that_cannot_be_written_tries_the_job_again_rather_than_lo
 
 def test_a_discarded_job_whose_dead_letter_cannot_be_written_is_tried_again_not_lost(jobs, perform_jobs):
     # Given a job that fails for good while the database refuses its dead letter once
-    failures = [OperationalError("database is locked")]
-    record = dead_letters.record
-
-    def record_unless_locked(*args, **kwargs):
-        if failures:
-            raise failures.pop()
-        return record(*args, **kwargs)
-
-    with mock.patch.object(dead_letters, "record", side_effect=record_unless_locked):
+    with dead_letters_refused_once():
         message = refuse_payment.send("k", "permanent")
 
         # When it runs
