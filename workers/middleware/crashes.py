@@ -158,27 +158,43 @@ class CrashGuard(Middleware):
         raise SkipMessage(str(error))
 
     def after_process_message(self, broker: dramatiq.Broker, message, *, result=None, exception=None) -> None:
-        """The run ended: forget its start."""
-        self._end(broker, message)
+        """The run ended: forget its start (a success's with this thread's next start, in the same round trip)."""
+        self._end(broker, message, later=exception is None)
 
     def after_skip_message(self, broker: dramatiq.Broker, message) -> None:
         """A skipped run ended too; one the guard dead-lettered or sent back keeps its count."""
-        self._end(broker, message)
+        self._end(broker, message, later=False)
 
-    def _end(self, broker: dramatiq.Broker, message) -> None:
+    def _end(self, broker: dramatiq.Broker, message, *, later: bool) -> None:
         mode, keep_count = getattr(self.state, "mode", None), getattr(self.state, "keep_count", True)
         self.state.mode, self.state.keep_count = None, True
         if mode == "alone":
             self.isolation.leave_alone()
         elif mode == "shared":
             self.isolation.leave()
-        if mode is not None and not keep_count:
+        if mode is None or keep_count:
+            return
+        if later:
+            # A message that succeeded never comes back under its id, so its count may wait.
+            self.state.forget = self._key(broker, message)
+        else:
+            # One that failed comes back as its retry, which must not find the count of this run.
             platform_client(broker).delete(self._key(broker, message))
 
     def _count(self, client, broker: dramatiq.Broker, message, how: str) -> int:
         if self._start is None:
             self._start = client.register_script(START)
-        return int(self._start(keys=[self._key(broker, message)], args=[self.ttl, how], client=client))
+        forget, self.state.forget = getattr(self.state, "forget", None), None
+        if forget is None:
+            return int(self._start(keys=[self._key(broker, message)], args=[self.ttl, how], client=client))
+        # EVALSHA by hand: a Script in a pipeline asks Redis whether it knows the script every time.
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(forget)
+        pipe.evalsha(self._start.sha, 1, self._key(broker, message), self.ttl, how)
+        try:
+            return int(pipe.execute()[-1])
+        except redis.exceptions.NoScriptError:  # Redis restarted empty: the plain call loads it again
+            return int(self._start(keys=[self._key(broker, message)], args=[self.ttl, how], client=client))
 
     def _key(self, broker: dramatiq.Broker, message) -> str:
         return f"{platform_namespace(broker)}:backoffice:starts:{message.message_id}"
