@@ -12,7 +12,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from orders.errors import MailBeingSent
-from orders.models import EmailDelivery
+from orders.models import EmailDelivery, Order
 from workers.enqueue import enqueue_on_commit
 
 M = TypeVar("M", bound=models.Model)
@@ -33,6 +33,13 @@ def email_queue(*, key: str, to: str, subject: str, body: str) -> EmailDelivery:
 
         enqueue_on_commit(send_email, delivery.pk)
     return delivery
+
+
+def customer_mail(order: Order, *, key: str, subject: str, text: str) -> EmailDelivery:
+    """Queue a mail to the order's customer, greeted by name; the same key never queues a second."""
+    return email_queue(
+        key=key, to=order.customer.email, subject=subject, body=f"Hello {order.customer.name},\n\n{text}\n"
+    )
 
 
 def email_deliver(*, delivery_id: int) -> EmailDelivery:

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from orders.errors import InvalidTransition
 from orders.models import Order, Payment
-from orders.services.emails import email_queue
+from orders.services.emails import customer_mail
 from orders.services.inventory import stock_release, stock_reserve
 from workers import queues
 from workers.enqueue import enqueue_on_commit
@@ -119,12 +119,12 @@ def order_cancel(*, order_ids: list[int]) -> QueueOutcome:
                     payment.status = Payment.Status.VOIDED
                     payment.save(update_fields=["status", "updated_at"])
                 enqueue_on_commit(reverse_payment, payment.pk)
-            email_queue(
+            customer_mail(
+                order,
                 key=f"order-cancelled:{order.pk}",
-                to=order.customer.email,
                 subject=f"Your order #{order.pk} is cancelled",
-                body=f"Hello {order.customer.name},\n\norder #{order.pk} is cancelled. Nothing will be charged "
-                "for it, and anything already taken is refunded.\n",
+                text=f"order #{order.pk} is cancelled. Nothing will be charged for it, and anything already "
+                "taken is refunded.",
             )
             outcome.queued.append(order.pk)
     return outcome
@@ -154,12 +154,12 @@ def order_process(*, order_id: int) -> Order:
             order_transition(order, Order.Status.FAILED, reason="Out of stock: " + "; ".join(shortages))
             order.save(update_fields=["status", "failure_reason", "total"])
             logger.warning("order %s failed: %s", order.pk, order.failure_reason)
-            email_queue(
+            customer_mail(
+                order,
                 key=f"order-out-of-stock:{order.pk}",
-                to=order.customer.email,
                 subject=f"Your order #{order.pk} is waiting for stock",
-                body=f"Hello {order.customer.name},\n\nsome items of order #{order.pk} are out of stock, so "
-                "nothing has been charged. We will process it again once they are back.\n",
+                text=f"some items of order #{order.pk} are out of stock, so nothing has been charged. We will "
+                "process it again once they are back.",
             )
             return order
         payment = Payment.objects.create(

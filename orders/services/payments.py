@@ -9,7 +9,7 @@ from django.utils import timezone
 from orders import gateway as payment_gateway
 from orders.errors import CardExpired, UnknownGatewayOutcome
 from orders.models import Order, Payment
-from orders.services.emails import email_queue
+from orders.services.emails import customer_mail, email_queue
 from orders.services.inventory import stock_reserve
 from orders.services.orders import QueueOutcome, order_transition, payment_key
 from workers.enqueue import enqueue_on_commit
@@ -60,23 +60,22 @@ def payment_charge(*, payment_id: int) -> Payment:
             order_transition(order, Order.Status.PAID)
             order_transition(order, Order.Status.PROCESSED)
             order.processed_at = timezone.now()
-            email_queue(
+            customer_mail(
+                order,
                 key=f"order-confirmed:{order.pk}",
-                to=order.customer.email,
                 subject=f"Your order #{order.pk} is confirmed",
-                body=f"Hello {order.customer.name},\n\nwe received your payment of {payment.amount} "
-                f"for order #{order.pk}. It is on its way.\n",
+                text=f"we received your payment of {payment.amount} for order #{order.pk}. It is on its way.",
             )
         else:
             payment.status = DECLINES[result.outcome]
             payment.failure_code = result.outcome
             order_transition(order, Order.Status.FAILED, reason=f"Payment declined: {result.outcome.replace('_', ' ')}")
-            email_queue(
+            customer_mail(
+                order,
                 key=f"payment-declined:{payment.pk}",
-                to=order.customer.email,
                 subject=f"Payment for order #{order.pk} was declined",
-                body=f"Hello {order.customer.name},\n\nyour payment for order #{order.pk} was declined "
-                f"({result.outcome.replace('_', ' ')}). Please update your payment method.\n",
+                text=f"your payment for order #{order.pk} was declined ({result.outcome.replace('_', ' ')}). "
+                "Please update your payment method.",
             )
         payment.save(update_fields=["status", "gateway_reference", "failure_code", "updated_at"])
         order.save(update_fields=["status", "processed_at", "failure_reason"])
