@@ -56,6 +56,7 @@ from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
 from workers.dramatiq_internals.keys import queue_key
 from workers.lock_keeper import LockKeeper
+from workers.platform_redis import platform_client
 from workers.unique_locks import AGAIN, FIRST, QUEUED, RENEW, TAKEN, MemoryLocks, RedisLocks, stub_queued
 
 UNTIL_EXECUTED = "until_executed"
@@ -144,9 +145,8 @@ class UniqueJobs(Middleware):
                 elif isinstance(broker, StubBroker):
                     self._locks = MemoryLocks(queued=stub_queued(broker))
                 else:
-                    from django.conf import settings  # the broker is built before settings are read
-
-                    self._locks = RedisLocks(redis.Redis.from_url(self.redis_url or settings.REDIS_URL))
+                    client = redis.Redis.from_url(self.redis_url) if self.redis_url else platform_client(broker)
+                    self._locks = RedisLocks(client)
             return self._locks
 
     def reset(self) -> None:
