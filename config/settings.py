@@ -145,6 +145,10 @@ JOB_QUEUES = {"urgent": 6, "default": 3, "mailers": 2, "low": 1}
 JOB_HOUSEKEEPING_INTERVAL = float(os.environ.get("JOB_HOUSEKEEPING_INTERVAL", "5"))
 # Dead letters and finished batches older than this many days are pruned every night.
 JOB_RECORD_RETENTION_DAYS = int(os.environ.get("JOB_RECORD_RETENTION_DAYS", "30"))
+# Days of job history (every finished run) kept for the console's history page.
+JOB_HISTORY_DAYS = int(os.environ.get("JOB_HISTORY_DAYS", "7"))
+# Milliseconds between two refreshes of an open console page.
+CONSOLE_REFRESH_MS = int(os.environ.get("CONSOLE_REFRESH_MS", "3000"))
 # The largest job message (its JSON), in bytes: a larger one is refused when sent and when received.
 JOB_MAX_MESSAGE_BYTES = int(os.environ.get("JOB_MAX_MESSAGE_BYTES", str(256 * 1024)))
 # Keys of the HMAC on every message, comma-separated: the first signs, all verify (to rotate,

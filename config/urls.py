@@ -1,11 +1,11 @@
-"""URL routes: the admin (with the jobs dashboard), and the favicon browsers ask every page for."""
+"""URL routes: the admin (with the jobs console), and the favicon browsers ask every page for."""
 
 from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.cache import cache_control
 from django.views.generic import RedirectView, TemplateView
 
-from workers import dashboard
+from workers.console import pages as console_pages
 
 admin.site.site_header = "Back office"
 admin.site.site_title = "Back office"
@@ -19,6 +19,6 @@ urlpatterns = [
             TemplateView.as_view(template_name="favicon.svg", content_type="image/svg+xml")
         ),
     ),
-    path("admin/", include(dashboard.urls())),
+    path("admin/", include(console_pages.urlpatterns())),
     path("admin/", admin.site.urls),
 ]

@@ -87,6 +87,20 @@ def start_worker(transactional_db, request):
     yield start
     for worker in started:
         worker.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        # A failed delivery test shows what its workers said: the only trace of a failure in CI.
+        for number, worker in enumerate(started, 1):
+            print(f"--- worker {number} log (last 200 lines) ---", *worker.lines[-200:], sep="\n")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep the test's own outcome on its node, for fixtures that add detail to a failure."""
+    report = yield
+    if report.when == "call":
+        item.report_call = report
+    return report
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,12 +1,18 @@
-"""The jobs dashboard in the admin: dead letters, with a replay action behind its permission."""
+"""Dead letters and batches in the admin, with replay behind its permission; django_dramatiq's idle task list hidden."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
+from django_dramatiq.models import Task
 
 from workers import dead_letters
 from workers.models import Batch, DeadLetter
+
+# django_dramatiq's task list is filled by its AdminMiddleware, which this platform does not run
+# (a database write per job); the console's history page records runs in bulk instead.
+if admin.site.is_registered(Task):
+    admin.site.unregister(Task)
 
 
 @admin.register(DeadLetter)

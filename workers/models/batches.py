@@ -1,42 +1,8 @@
-"""Platform records: dead letters, the jobs that failed for good, kept to be looked at and replayed."""
+"""Batches: groups of jobs tracked together, with progress and callbacks."""
 
 from __future__ import annotations
 
 from django.db import models
-
-
-class DeadLetter(models.Model):
-    class Reason(models.TextChoices):
-        EXHAUSTED = "exhausted", "Retries exhausted"
-        DISCARDED = "discarded", "Discarded (not retryable)"
-        MALFORMED = "malformed", "Malformed arguments"
-        CRASHED = "crashed", "Crashed its worker every time"
-        # Refused by the consumer before any actor saw it (workers/dramatiq_internals/consumers.py, workers/signing.py).
-        MALFORMED_MESSAGE = "malformed_message", "Malformed message"
-        OVERSIZED = "oversized", "Oversized message"
-        BAD_SIGNATURE = "bad_signature", "Bad or missing signature"
-        UNKNOWN_ACTOR = "unknown_actor", "Unknown actor"
-        # Failed by a middleware without an exception of its own (an expired max_age, say).
-        REJECTED = "rejected", "Rejected by the worker"
-
-    message_id = models.CharField(max_length=64, unique=True)
-    actor_name = models.CharField(max_length=200, db_index=True)
-    queue_name = models.CharField(max_length=200)
-    message = models.JSONField(help_text="The message as the broker held it, to replay it.")
-    reason = models.CharField(max_length=20, choices=Reason.choices)
-    error = models.TextField()
-    traceback = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=1)
-    failed_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    replayed_at = models.DateTimeField(null=True, blank=True)
-    replayed_message_id = models.CharField(max_length=64, blank=True)
-
-    class Meta:
-        ordering = ["-failed_at"]
-        permissions = [("replay_deadletter", "Can replay dead letters")]
-
-    def __str__(self) -> str:
-        return f"{self.actor_name} {self.message_id} ({self.reason})"
 
 
 class Batch(models.Model):
@@ -46,6 +12,7 @@ class Batch(models.Model):
         RUNNING = "running"
         COMPLETE = "complete", "Complete (some failed)"
         SUCCEEDED = "succeeded"
+        CANCELLED = "cancelled"
 
     description = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING, db_index=True)
@@ -91,14 +58,3 @@ class BatchJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name} {self.message_id} ({self.status})"
-
-
-class OutboxMessage(models.Model):
-    """A job written in the same transaction as the rows it is about, kept until the broker has it."""
-
-    message = models.JSONField()
-    delay = models.PositiveIntegerField(null=True, blank=True, help_text="In milliseconds.")
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    def __str__(self) -> str:
-        return f"{self.message.get('actor_name')} {self.message.get('message_id')}"

@@ -1,0 +1,3 @@
+"""Every console page, in the order of the console's tabs; importing this module registers them."""
+
+from workers.console import overview  # noqa: F401
