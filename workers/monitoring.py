@@ -1,8 +1,18 @@
-"""Queue statistics for the dashboard: waiting, delayed, in progress and dead messages per queue."""
+"""Queue statistics and delayed jobs for the console, read from the broker and the workers' published state.
+
+On Redis a job is in exactly one of these places: ready in its queue; scheduled in the delay
+queue ``<queue>.DQ`` or, taken from there, in a live worker's memory until its eta (in that
+worker's ``.DQ`` ack set); running, as the workers publish it; fetched by a live worker and
+waiting in its memory (prefetched); held by a dead worker until housekeeping puts it back
+(orphaned); or dead-lettered. Retrying jobs are the scheduled ones that failed before.
+"""
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
@@ -10,8 +20,16 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
 from workers import queues
-from workers.dramatiq_internals.keys import acks_pattern, dq_name, queue_key, xq_name
-from workers.middleware.presence import live_worker_count
+from workers.dramatiq_internals.holdings import ack_sets, live_worker_ids
+from workers.dramatiq_internals.keys import REDIS_ID_OPTION, dq_name, messages_key, queue_key, xq_name
+from workers.middleware.presence import live_worker_count, worker_states
+from workers.platform_redis import platform_client
+from workers.signing import unwrap
+
+#: Where a delayed job waits when no worker has taken it yet.
+IN_DELAY_QUEUE = "delay queue"
+#: The most delayed jobs of one queue read to count and list them; past it, "retrying" is unknown.
+READ_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -19,43 +37,176 @@ class QueueStats:
     name: str
     weight: int
     ready: int
-    delayed: int
-    in_progress: int | None  # None where the broker cannot tell
+    scheduled: int
+    retrying: int | None  # None where the broker cannot tell
+    running: int | None
+    prefetched: int | None
+    orphaned: int | None
     dead: int
+    latency: float | None  # seconds the oldest ready job has waited, None when none waits
+
+
+@dataclass(frozen=True)
+class DelayedMessage:
+    message_id: str
+    redis_message_id: str | None
+    actor_name: str
+    queue_name: str
+    args: list
+    kwargs: dict
+    attempt: int
+    eta: datetime | None
+    error: str
+    held_by: str  # IN_DELAY_QUEUE, or "worker <Dramatiq worker id>"
+
+    @property
+    def retrying(self) -> bool:
+        return self.attempt > 1
 
 
 def queue_stats(broker: dramatiq.Broker | None = None) -> list[QueueStats]:
     """One row per configured queue, heaviest first."""
     broker = broker or dramatiq.get_broker()
     weights = queues.weights()
-    return [QueueStats(name, weights[name], *_counts(broker, name)) for name in queues.names()]
+    running = _running_by_queue(broker)
+    return [QueueStats(name, weights[name], **_counts(broker, name, running)) for name in queues.names()]
+
+
+def delayed_messages(
+    broker: dramatiq.Broker | None = None, queue_name: str | None = None, limit: int = 200
+) -> list[DelayedMessage]:
+    """The delayed jobs (scheduled or retrying) of one queue or all, soonest due first, at most ``limit``.
+
+    Redis only: RabbitMQ cannot show a queue's messages without taking them.
+    """
+    broker = broker or dramatiq.get_broker()
+    names = [queue_name] if queue_name else queues.names()
+    found: list[DelayedMessage] = []
+    for name in names:
+        found.extend(_delayed(broker, name))
+    found.sort(key=lambda message: (message.eta or datetime.max.replace(tzinfo=UTC), message.message_id))
+    return found[:limit]
 
 
 def live_workers(broker: dramatiq.Broker | None = None) -> int | None:
-    """Worker processes that said they are alive lately (Redis only; None elsewhere)."""
+    """Worker processes that said they are alive lately (None on the StubBroker)."""
     broker = broker or dramatiq.get_broker()
-    if not isinstance(broker, RedisBroker):
+    if platform_client(broker) is None:
         return None
     return live_worker_count(broker)
 
 
-def _counts(broker: dramatiq.Broker, name: str) -> tuple[int, int, int | None, int]:
+def _running_by_queue(broker: dramatiq.Broker) -> Counter | None:
+    if platform_client(broker) is None:
+        return None
+    return Counter(job["queue_name"] for state in worker_states(broker) for job in state["running"])
+
+
+def _counts(broker: dramatiq.Broker, name: str, running: Counter | None) -> dict:
+    counts = {"running": running[name] if running is not None else None, "prefetched": None, "orphaned": None}
     if isinstance(broker, RedisBroker):
-        pipe = broker.client.pipeline(transaction=False)
-        pipe.llen(queue_key(broker, name))
-        pipe.llen(queue_key(broker, dq_name(name)))
-        pipe.zcard(queue_key(broker, xq_name(name)))
-        ready, delayed, dead = pipe.execute()
-        acks = broker.client.scan_iter(match=acks_pattern(broker, queue_name=name), count=1000)
-        return ready, delayed, sum(broker.client.scard(ack) for ack in acks), dead
+        return {**counts, **_redis_counts(broker, name, counts["running"] or 0)}
     if isinstance(broker, RabbitmqBroker):
-        ready, delayed, dead = broker.get_queue_message_counts(name)
-        return ready, delayed, None, dead
+        ready, scheduled, dead = broker.get_queue_message_counts(name)
+        return {**counts, "ready": ready, "scheduled": scheduled, "retrying": None, "dead": dead, "latency": None}
     if isinstance(broker, StubBroker):
-        return (
-            broker.queues[name].qsize() if name in broker.queues else 0,
-            broker.queues[dq_name(name)].qsize() if dq_name(name) in broker.queues else 0,
-            None,
-            len(broker.dead_letters_by_queue.get(name, [])),
-        )
-    return 0, 0, None, 0
+        delayed = _delayed(broker, name)
+        return {
+            **counts,
+            "ready": broker.queues[name].qsize() if name in broker.queues else 0,
+            "scheduled": len(delayed),
+            "retrying": sum(message.retrying for message in delayed),
+            "dead": len(broker.dead_letters_by_queue.get(name, [])),
+            "latency": None,
+        }
+    return {**counts, "ready": 0, "scheduled": 0, "retrying": None, "dead": 0, "latency": None}
+
+
+def _redis_counts(broker: RedisBroker, name: str, running: int) -> dict:
+    client = broker.client
+    live = live_worker_ids(broker)
+    held = ack_sets(broker, name)
+    held_delayed = ack_sets(broker, dq_name(name))
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(queue_key(broker, name))
+    pipe.llen(queue_key(broker, dq_name(name)))
+    pipe.zcard(queue_key(broker, xq_name(name)))
+    pipe.lindex(queue_key(broker, name), 0)
+    for acks in held + held_delayed:
+        pipe.scard(acks.key)
+    ready, waiting_delayed, dead, oldest, *sizes = pipe.execute()
+    by_holder = list(zip(held + held_delayed, sizes, strict=True))
+    taken = sum(size for acks, size in by_holder[: len(held)] if acks.worker_id in live)
+    scheduled = waiting_delayed + sum(size for acks, size in by_holder[len(held) :] if acks.worker_id in live)
+    orphaned = sum(size for acks, size in by_holder if acks.worker_id not in live)
+    retrying = None
+    if scheduled <= READ_LIMIT:
+        retrying = sum(message.retrying for message in _delayed(broker, name))
+    return {
+        "ready": ready,
+        "scheduled": scheduled,
+        "retrying": retrying,
+        "prefetched": max(0, taken - running),
+        "orphaned": orphaned,
+        "dead": dead,
+        "latency": _waited(client.hget(messages_key(broker, name), oldest)) if oldest else None,
+    }
+
+
+def _waited(data: bytes | None) -> float | None:
+    """Seconds since the job in ``data`` was sent, or last failed and was sent again."""
+    fields = unwrap(data) if data else None
+    if not isinstance(fields, dict):
+        return None
+    options = fields.get("options") or {}
+    since_ms = options.get("requeue_timestamp") or fields.get("message_timestamp")
+    return max(0.0, time.time() - since_ms / 1000) if isinstance(since_ms, int | float) else None
+
+
+def _delayed(broker: dramatiq.Broker, name: str) -> list[DelayedMessage]:
+    if isinstance(broker, StubBroker):
+        pending = broker.queues.get(dq_name(name))
+        bodies = list(pending.queue) if pending is not None else []
+        return [m for m in (_delayed_message(body, IN_DELAY_QUEUE) for body in bodies) if m is not None]
+    if not isinstance(broker, RedisBroker):
+        return []
+    client = broker.client
+    live = live_worker_ids(broker)
+    holders = [(IN_DELAY_QUEUE, client.lrange(queue_key(broker, dq_name(name)), 0, READ_LIMIT - 1))]
+    for acks in ack_sets(broker, dq_name(name)):
+        if acks.worker_id in live:
+            holders.append((f"worker {acks.worker_id}", sorted(client.smembers(acks.key))))
+    found = []
+    for held_by, ids in holders:
+        for start in range(0, len(ids), 500):
+            bodies = client.hmget(messages_key(broker, dq_name(name)), ids[start : start + 500])
+            found.extend(m for m in (_delayed_message(body, held_by) for body in bodies if body) if m is not None)
+    return found
+
+
+def _delayed_message(data: bytes, held_by: str) -> DelayedMessage | None:
+    """A delayed job as the console shows it; None for a body that is no message (its worker refuses it)."""
+    fields = unwrap(data)
+    if not isinstance(fields, dict) or not isinstance(fields.get("options"), dict):
+        return None
+    options = fields["options"]
+    eta = options.get("eta")
+    return DelayedMessage(
+        message_id=str(fields.get("message_id", "")),
+        redis_message_id=options.get(REDIS_ID_OPTION),
+        actor_name=str(fields.get("actor_name", "")),
+        queue_name=str(fields.get("queue_name", "")).removesuffix(".DQ"),
+        args=fields.get("args") or [],
+        kwargs=fields.get("kwargs") or {},
+        attempt=int(options.get("retries") or 0) + 1,
+        eta=datetime.fromtimestamp(eta / 1000, tz=UTC) if isinstance(eta, int | float) else None,
+        error=_last_error(options),
+        held_by=held_by,
+    )
+
+
+def _last_error(options: dict) -> str:
+    """The last line of the traceback the job's last failure left (its exception), or its ``error`` option."""
+    text = options.get("traceback") or options.get("error") or ""
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""

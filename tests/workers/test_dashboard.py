@@ -37,7 +37,7 @@ def test_the_dashboard_shows_waiting_jobs_and_recent_failures(client, jobs):
 
     # Then the default queue shows them, and the failure is listed
     default = next(q for q in queue_stats() if q.name == "default")
-    assert (default.ready, default.delayed) == (3, 1)
+    assert (default.ready, default.scheduled) == (3, 1)
     assert '<td>default</td><td>3</td><td class="ready">3</td><td>1</td>' in page
     assert "<td>process_payment</td><td>exhausted</td><td>1</td>" in page
 
@@ -48,7 +48,7 @@ def test_queue_stats_read_a_real_redis(redis_broker):
         redis_broker.enqueue(tasks.noop.message("k"))
     redis_broker.enqueue(tasks.noop.message("k"), delay=60_000)
     default = next(q for q in queue_stats(redis_broker) if q.name == "default")
-    assert (default.ready, default.delayed, default.in_progress, default.dead) == (4, 1, 0, 0)
+    assert (default.ready, default.scheduled, default.running, default.dead) == (4, 1, 0, 0)
 
 
 def test_the_dashboard_shows_jobs_waiting_in_the_outbox(admin_client):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Callable
 
 from dramatiq.broker import MessageProxy
+from dramatiq.common import q_name
 from dramatiq.middleware import SkipMessage
 from dramatiq.worker import ConsumerThread
 
@@ -27,6 +29,41 @@ def delayed_redis_ids(thread: threading.Thread, id_option: str) -> set[str]:
     """The Redis ids of the delayed messages a consumer thread holds in memory until their eta."""
     waiting = list(thread.delay_queue.queue) if isinstance(thread, ConsumerThread) else []
     return {item.message.options.get(id_option) for item in waiting}
+
+
+def consumed_queues(worker) -> list[str]:
+    """The queues a worker consumes (those it was started with, else all its consumer threads')."""
+    return sorted(name for name in worker.consumers if q_name(name) == name)
+
+
+def waiting_messages(worker) -> list[MessageProxy]:
+    """The messages a worker took from the broker and holds in its work queue, not yet started."""
+    with worker.work_queue.mutex:
+        items = list(worker.work_queue.queue)
+    return [item.message for item in sorted(items)]
+
+
+def withdraw_waiting(thread: threading.Thread, queue_name: str) -> list[MessageProxy]:
+    """Take out of the worker's work queue the messages of ``queue_name`` no worker thread has started.
+
+    The consumer thread ``thread`` shares the work queue with every other consumer of the worker;
+    messages of other queues stay where they were. The caller owns what is returned: it must put
+    those messages back on the broker.
+    """
+    if not isinstance(thread, ConsumerThread):
+        return []
+    work_queue = thread.work_queue
+    with work_queue.mutex:
+        kept = [item for item in work_queue.queue if item.message.queue_name != queue_name]
+        taken = [item.message for item in work_queue.queue if item.message.queue_name == queue_name]
+        if taken:
+            work_queue.queue[:] = kept
+            heapq.heapify(work_queue.queue)
+            # The worker threads mark each item they got as done; these they will never get.
+            work_queue.unfinished_tasks -= len(taken)
+            if work_queue.unfinished_tasks == 0:
+                work_queue.all_tasks_done.notify_all()
+    return taken
 
 
 def process_in_process(

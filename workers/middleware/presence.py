@@ -1,70 +1,159 @@
-"""Worker presence: each worker process says it is alive, so the dashboard counts workers, not clients.
+"""Worker presence: each worker process says it is alive, what it runs, and how much it has done.
 
 Dramatiq's Redis heartbeats cannot serve: every process that sends a message (the web app,
 the scheduler) beats there too, so they count everything connected to the broker.
+
+Recording costs a job nothing over the network: the worker threads only note in this process's
+memory which job they start and finish; a thread of the middleware's own publishes that, with
+the jobs the worker holds waiting, in one pipeline every ``INTERVAL`` seconds, to a hash per
+worker process that expires unless renewed. The console's pages read those hashes only.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 
-from dramatiq.brokers.redis import RedisBroker
+import dramatiq
 from dramatiq.middleware import Middleware
 
+from workers.dramatiq_internals.worker import consumed_queues, waiting_messages
+from workers.platform_redis import platform_client, platform_namespace
+
 #: Seconds between two beats of a worker process; one unheard for three beats counts as gone.
-INTERVAL = 5.0
+INTERVAL = 2.0
+#: The most waiting jobs a worker lists in its state (it says how many there are in all).
+WAITING_LISTED = 100
 
 
-def presence_key(broker: RedisBroker) -> str:
-    return f"{broker.namespace}:backoffice:workers"
+def presence_key(broker: dramatiq.Broker) -> str:
+    return f"{platform_namespace(broker)}:backoffice:workers"
 
 
-def live_worker_count(broker: RedisBroker) -> int:
+def state_key(broker: dramatiq.Broker, name: str) -> str:
+    """The hash in which the worker process ``name`` (host:pid) publishes its state."""
+    return f"{platform_namespace(broker)}:backoffice:worker:{name}"
+
+
+def live_worker_count(broker: dramatiq.Broker) -> int:
     """Worker processes heard from within the last three beats."""
     now_ms = int(time.time() * 1000)
-    return broker.client.zcount(presence_key(broker), now_ms - int(3 * INTERVAL * 1000), "+inf")
+    return platform_client(broker).zcount(presence_key(broker), now_ms - int(3 * INTERVAL * 1000), "+inf")
+
+
+def worker_states(broker: dramatiq.Broker) -> list[dict]:
+    """The published state of every live worker process, by host and pid."""
+    client = platform_client(broker)
+    if client is None:
+        return []
+    now_ms = int(time.time() * 1000)
+    names = [name.decode() for name in client.zrangebyscore(presence_key(broker), now_ms - 3 * INTERVAL * 1000, "+inf")]
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.get(state_key(broker, name))
+    return sorted((json.loads(raw) for raw in pipe.execute() if raw), key=lambda state: (state["host"], state["pid"]))
 
 
 class WorkerPresence(Middleware):
-    """On Redis, each worker process writes its name and the time to a sorted set every ``INTERVAL``
-    seconds from a thread of its own, and removes itself when it shuts down. Elsewhere it does
-    nothing: RabbitMQ tells its consumers itself."""
+    """Each worker process writes its name and the time to a sorted set, and its state (host, pid,
+    queues, threads, Dramatiq worker id, running and waiting jobs, jobs done) to a key that
+    expires after three beats, every ``INTERVAL`` seconds from a thread of its own; it removes
+    both when it shuts down. On the StubBroker it does nothing."""
 
     def __init__(self) -> None:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
+        self.worker = None
+        self.started_at = time.time()
+        #: Message id -> the job a worker thread runs now; written by the worker threads only.
+        self.running: dict[str, dict] = {}
+        self.done = 0
 
     def after_worker_boot(self, broker, worker) -> None:
-        if not isinstance(broker, RedisBroker):
+        if platform_client(broker) is None:
             return
         self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = worker
+        self.started_at = time.time()
         self.stopped.clear()
         self._beat(broker)
         self.thread = threading.Thread(target=self._beating, args=(broker,), name="worker-presence", daemon=True)
         self.thread.start()
 
     def before_worker_shutdown(self, broker, worker) -> None:
-        if not isinstance(broker, RedisBroker):
+        client = platform_client(broker)
+        if client is None:
             return
         self.stopped.set()
         if self.thread is not None:
             self.thread.join(timeout=INTERVAL)  # a beat under way must not write the name back
-        broker.client.zrem(presence_key(broker), self.name)
+        pipe = client.pipeline()
+        pipe.zrem(presence_key(broker), self.name)
+        pipe.delete(state_key(broker, self.name))
+        pipe.execute()
 
-    def _beating(self, broker: RedisBroker) -> None:
+    def before_process_message(self, broker, message) -> None:
+        self.running[message.message_id] = {
+            "message_id": message.message_id,
+            "actor_name": message.actor_name,
+            "queue_name": message.queue_name,
+            "attempt": message.options.get("retries", 0) + 1,
+            "started_at": time.time(),
+        }
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        if self.running.pop(message.message_id, None) is not None:
+            self.done += 1
+
+    def after_skip_message(self, broker, message) -> None:
+        self.running.pop(message.message_id, None)
+
+    def _beating(self, broker) -> None:
         while not self.stopped.wait(INTERVAL):
             try:
                 self._beat(broker)
             except Exception:  # noqa: BLE001 - Redis away for a moment: the next beat tries again
                 continue
 
-    def _beat(self, broker: RedisBroker) -> None:
+    def _state(self, broker) -> dict:
+        waiting = waiting_messages(self.worker) if self.worker is not None else []
+        return {
+            "name": self.name,
+            "host": self.name.rpartition(":")[0],
+            "pid": int(self.name.rpartition(":")[2]),
+            "worker_id": getattr(broker, "broker_id", ""),
+            "queues": consumed_queues(self.worker) if self.worker is not None else [],
+            "threads": getattr(self.worker, "worker_threads", 0),
+            "started_at": self.started_at,
+            "beat_at": time.time(),
+            "done": self.done,
+            "running": list(self.running.values()),
+            "waiting_count": len(waiting),
+            "waiting": [
+                {
+                    "message_id": message.message_id,
+                    "actor_name": message.actor_name,
+                    "queue_name": message.queue_name,
+                    "attempt": message.options.get("retries", 0) + 1,
+                }
+                for message in waiting[:WAITING_LISTED]
+            ],
+        }
+
+    def _beat(self, broker) -> None:
         now_ms = int(time.time() * 1000)
-        pipe = broker.client.pipeline()
+        pipe = platform_client(broker).pipeline()
         pipe.zadd(presence_key(broker), {self.name: now_ms})
         pipe.zremrangebyscore(presence_key(broker), "-inf", now_ms - int(10 * INTERVAL * 1000))
+        pipe.set(state_key(broker, self.name), json.dumps(self._state(broker)), px=int(3 * INTERVAL * 1000))
         pipe.execute()
+
+
+def as_datetime(timestamp: float) -> datetime:
+    """A published time (seconds since the epoch) as an aware datetime."""
+    return datetime.fromtimestamp(timestamp, tz=UTC)
