@@ -30,10 +30,19 @@ class DeadLetter(models.Model):
     failed_at = models.DateTimeField(auto_now_add=True, db_index=True)
     replayed_at = models.DateTimeField(null=True, blank=True)
     replayed_message_id = models.CharField(max_length=64, blank=True)
+    resolved_at = models.DateTimeField(
+        null=True, blank=True, help_text="Marked resolved by staff: not to be replayed, hidden from the default list."
+    )
 
     class Meta:
         ordering = ["-failed_at"]
         permissions = [("replay_deadletter", "Can replay dead letters")]
+        # The list's filters, each with the list's order, so a filtered page is an index range scan.
+        indexes = [
+            models.Index(fields=["reason", "failed_at"], name="deadletter_reason_failed"),
+            models.Index(fields=["queue_name", "failed_at"], name="deadletter_queue_failed"),
+            models.Index(fields=["actor_name", "failed_at"], name="deadletter_actor_failed"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.actor_name} {self.message_id} ({self.reason})"
