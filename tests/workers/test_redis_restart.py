@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import time
+from queue import PriorityQueue
 
 import pytest
 import redis
+from dramatiq import Message
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.worker import ConsumerThread, _WorkQueueItem
 
 from tests.support import tasks
 from workers import queues
-from workers.testing import wait_until
+from workers.dramatiq_internals.consumers import GuardedRedisBroker
+from workers.testing import free_port, wait_until
 
 pytestmark = pytest.mark.delivery
 
@@ -79,3 +84,38 @@ def test_jobs_a_live_worker_held_in_memory_run_after_redis_restarts(private_redi
     assert all(len(tasks.recorded(f"prefetched-{n}")) == 1 for n in range(10))
     assert worker.process.poll() is None
     broker.close()
+
+
+def test_a_consumer_thread_outlives_redis_going_away_while_it_sends_due_delayed_messages(caplog):
+    # Given a delay queue's consumer thread holding two messages that fall due while Redis is away
+    broker = GuardedRedisBroker(url=f"redis://127.0.0.1:{free_port()}/0", middleware=[])
+    broker.declare_queue("default")
+    thread = ConsumerThread(
+        broker=broker, queue_name="default.DQ", prefetch=0, work_queue=PriorityQueue(), worker_timeout=100
+    )
+    for number in range(2):
+        message = Message(
+            queue_name="default.DQ",
+            actor_name="noop",
+            args=(f"due-{number}",),
+            kwargs={},
+            options={"eta": 0, "redis_message_id": f"id-{number}"},
+        )
+        thread.delay_queue.put(_WorkQueueItem(0, MessageProxy(message)))
+
+    # When it tries to send them
+    thread.start()
+    wait_until(
+        lambda: "Consumer encountered a connection error" in caplog.text,
+        timeout=10,
+        what="the consumer thread to meet the connection error",
+    )
+
+    # Then it takes it for a lost connection and restarts its consumer (which takes the messages
+    # back from its ack set once Redis answers), instead of dying
+    time.sleep(0.5)
+    assert thread.is_alive()
+    assert "unexpected error" not in caplog.text
+    thread.stop()
+    thread.join(10)
+    assert not thread.is_alive()

@@ -32,7 +32,7 @@ from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.logging import get_logger
 
 from workers.dramatiq_internals.keys import REDIS_ID_OPTION, acks_key, messages_key, queue_key
-from workers.dramatiq_internals.worker import delayed_redis_ids
+from workers.dramatiq_internals.worker import delayed_redis_ids, in_consumer_thread
 from workers.signing import MalformedMessage, MessageRefused
 
 # KEYS: the consumer's ack set, the queue's message hash; ARGV: a fetched body.
@@ -64,6 +64,10 @@ return moved
 """
 
 
+class ConsumerConnectionLost(ConnectionClosed, redis.ConnectionError):
+    """Redis went away under a consumer thread: a connection error to the thread's loop and to redis-py callers alike."""
+
+
 class GuardedRedisBroker(RedisBroker):
     """Dramatiq's RedisBroker whose consumers dead-letter what they cannot decode instead of stalling,
     and take back what a consumer that lost its connection was holding."""
@@ -91,6 +95,21 @@ class GuardedRedisBroker(RedisBroker):
         restarted = queue_name in self.outstanding
         outstanding = self.outstanding.setdefault(queue_name, set())
         return self.consumer_class(self, queue_name, prefetch, timeout, outstanding=outstanding, restarted=restarted)
+
+    def enqueue(self, message, *, delay=None):
+        """Send ``message``; in a consumer thread, a lost connection is the thread's connection error.
+
+        A consumer thread sends the delayed messages that fall due. Dramatiq's thread restarts
+        its consumer on a broker connection error, but takes redis-py's own for a bug: it then
+        requeues its delayed messages over the same dead connection, the error escapes, and the
+        thread dies, leaving those messages in a live worker's ack set for ever.
+        """
+        try:
+            return super().enqueue(message, delay=delay)
+        except redis.ConnectionError as error:
+            if in_consumer_thread() and not isinstance(error, ConnectionClosed):
+                raise ConsumerConnectionLost(error) from None
+            raise
 
     def requeue_orphans(self, queue_name: str, keep: set[str]) -> int:
         """Put back at the head of the queue every id of this worker's ack set of ``queue_name`` not in ``keep``."""
@@ -122,6 +141,14 @@ class GuardedRedisConsumer(_RedisConsumer):
     def nack(self, message):
         self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
         super().nack(message)
+
+    def requeue(self, messages):
+        # Called as the consumer closes, often because Redis is away: what cannot go back now
+        # stays in the ack set, and the next consumer of this queue takes it back as an orphan.
+        try:
+            super().requeue(messages)
+        except redis.ConnectionError as error:
+            raise ConnectionClosed(error) from None
 
     def _take_back_orphans(self) -> None:
         # Still held: messages handed to the worker threads (they will be acknowledged through
