@@ -12,6 +12,7 @@ class WorkersConfig(AppConfig):
         import dramatiq
 
         checks.register(dramatiq_version_check)
+        checks.register(actor_names_check)
 
         from workers import queues
 
@@ -28,3 +29,13 @@ def dramatiq_version_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
 
     problem = version_problem()
     return [checks.Error(problem, id="workers.E001")] if problem else []
+
+
+def actor_names_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Every actor a service queues by name is declared."""
+    from workers.enqueue import unknown_actor_names
+
+    return [
+        checks.Error(f"an actor named {name!r} is queued by name but declared by no tasks module", id="workers.E002")
+        for name in unknown_actor_names()
+    ]

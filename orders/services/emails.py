@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from orders.errors import MailBeingSent
 from orders.models import EmailDelivery, Order
-from workers.enqueue import enqueue_on_commit
+from workers.enqueue import actor_named, enqueue_on_commit
 
 M = TypeVar("M", bound=models.Model)
 
@@ -22,6 +22,8 @@ MAIL_CLAIM_LEASE = timedelta(seconds=60)
 #: The SMTP socket timeout, in seconds: well inside the lease, so a live send ends before it lapses.
 MAIL_SEND_TIMEOUT = 20
 
+SEND_EMAIL = actor_named("send_email")
+
 
 def email_queue(*, key: str, to: str, subject: str, body: str) -> EmailDelivery:
     """Record the mail and send it after commit; the same key never queues a second mail."""
@@ -29,9 +31,7 @@ def email_queue(*, key: str, to: str, subject: str, body: str) -> EmailDelivery:
         key=key, defaults={"to": to, "subject": subject[:200], "body": body}
     )
     if created:
-        from orders.tasks import send_email
-
-        enqueue_on_commit(send_email, delivery.pk)
+        enqueue_on_commit(SEND_EMAIL, delivery.pk)
     return delivery
 
 

@@ -8,7 +8,9 @@ from django.utils import timezone
 
 from orders.errors import InvalidRequest, OutOfStock
 from orders.models import InventoryAudit, Order, OrderItem, Product, StockAdjustment
-from workers.enqueue import enqueue_on_commit
+from workers.enqueue import actor_named, enqueue_on_commit
+
+ADJUST_STOCK = actor_named("adjust_stock")
 
 
 def inventory_adjust(
@@ -47,8 +49,6 @@ def stock_adjustment_request(
     The row is what the person who asked follows: the job marks it done, or refused with the
     reason (stock may have moved since the form checked it).
     """
-    from orders.tasks import adjust_stock
-
     with transaction.atomic():
         adjustments = [
             StockAdjustment.objects.create(
@@ -57,7 +57,7 @@ def stock_adjustment_request(
             for product_id in sorted(product_ids)
         ]
         for adjustment in adjustments:
-            enqueue_on_commit(adjust_stock, adjustment.pk)
+            enqueue_on_commit(ADJUST_STOCK, adjustment.pk)
     return adjustments
 
 

@@ -13,7 +13,7 @@ from orders.models import Order, Payment
 from orders.services.emails import customer_mail
 from orders.services.inventory import stock_release, stock_reserve
 from workers import queues
-from workers.enqueue import enqueue_on_commit
+from workers.enqueue import actor_named, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ TRANSITIONS: dict[str, set[str]] = {
 CANCELLABLE = {Order.Status.PENDING, Order.Status.PROCESSING, Order.Status.AWAITING_PAYMENT, Order.Status.FAILED}
 #: Statuses in which an order holds no stock: moving into one gives its reservation back.
 RELEASING = {Order.Status.FAILED, Order.Status.CANCELLED}
+
+PROCESS_ORDER = actor_named("process_order")
+REVERSE_PAYMENT = actor_named("reverse_payment")
+PROCESS_PAYMENT = actor_named("process_payment")
 
 
 @dataclass
@@ -69,8 +73,6 @@ def order_queue_processing_outcome(*, order_ids: list[int]) -> QueueOutcome:
     after a restock they reserve again). Priority customers' orders go to the urgent queue.
     Other orders are left alone, so a double click queues nothing twice.
     """
-    from orders.tasks import process_order
-
     outcome = QueueOutcome()
     with transaction.atomic():
         orders = Order.objects.select_for_update().select_related("customer").filter(pk__in=order_ids).order_by("pk")
@@ -85,7 +87,7 @@ def order_queue_processing_outcome(*, order_ids: list[int]) -> QueueOutcome:
             order.failure_reason = ""
             order.save(update_fields=["status", "failure_reason"])
             queue = queues.URGENT if order.customer.is_priority else None
-            enqueue_on_commit(process_order, order.pk, queue=queue)
+            enqueue_on_commit(PROCESS_ORDER, order.pk, queue=queue)
             outcome.queued.append(order.pk)
     return outcome
 
@@ -98,8 +100,6 @@ def order_cancel(*, order_ids: list[int]) -> QueueOutcome:
     reversed at the gateway after commit (voided, or refunded if it was charged meanwhile).
     Orders already cancelled or processed are named with the reason.
     """
-    from orders.tasks import reverse_payment
-
     outcome = QueueOutcome()
     with transaction.atomic():
         # Payments before orders, as the payment jobs lock them, so that the two cannot deadlock.
@@ -118,7 +118,7 @@ def order_cancel(*, order_ids: list[int]) -> QueueOutcome:
                 if payment.status == Payment.Status.PENDING:
                     payment.status = Payment.Status.VOIDED
                     payment.save(update_fields=["status", "updated_at"])
-                enqueue_on_commit(reverse_payment, payment.pk)
+                enqueue_on_commit(REVERSE_PAYMENT, payment.pk)
             customer_mail(
                 order,
                 key=f"order-cancelled:{order.pk}",
@@ -137,8 +137,6 @@ def order_process(*, order_id: int) -> Order:
     pending or processing order moves on. Out of stock fails the order with the reason, leaves
     stock untouched and tells the customer.
     """
-    from orders.tasks import process_payment
-
     with transaction.atomic():
         order = Order.objects.select_for_update().select_related("customer").get(pk=order_id)
         if order.status == Order.Status.PENDING:
@@ -171,7 +169,7 @@ def order_process(*, order_id: int) -> Order:
         )
         order_transition(order, Order.Status.AWAITING_PAYMENT)
         order.save(update_fields=["status", "total"])
-        enqueue_on_commit(process_payment, payment.pk)
+        enqueue_on_commit(PROCESS_PAYMENT, payment.pk)
     return order
 
 

@@ -12,12 +12,14 @@ from orders.models import Order, Payment
 from orders.services.emails import customer_mail, email_queue
 from orders.services.inventory import stock_reserve
 from orders.services.orders import QueueOutcome, order_transition, payment_key
-from workers.enqueue import enqueue_on_commit
+from workers.enqueue import actor_named, enqueue_on_commit
 
 DECLINES = {
     payment_gateway.INSUFFICIENT_FUNDS: Payment.Status.INSUFFICIENT_FUNDS,
     payment_gateway.CARD_EXPIRED: Payment.Status.CARD_EXPIRED,
 }
+
+PROCESS_PAYMENT = actor_named("process_payment")
 
 
 def payment_charge(*, payment_id: int) -> Payment:
@@ -118,8 +120,6 @@ def payment_queue_retry(*, order_ids: list[int]) -> QueueOutcome:
     charged again as it was, same token and same key: if the gateway did charge before failing
     to answer, the retry finds that charge instead of making a second one.
     """
-    from orders.tasks import process_payment
-
     outcome = QueueOutcome()
     with transaction.atomic():
         # Payments before orders, as the payment jobs lock them, so that the two cannot deadlock.
@@ -150,7 +150,7 @@ def payment_queue_retry(*, order_ids: list[int]) -> QueueOutcome:
             order_transition(order, Order.Status.AWAITING_PAYMENT)
             order.failure_reason = ""
             order.save(update_fields=["status", "failure_reason"])
-            enqueue_on_commit(process_payment, payment.pk)
+            enqueue_on_commit(PROCESS_PAYMENT, payment.pk)
             outcome.queued.append(order.pk)
     return outcome
 
