@@ -213,6 +213,7 @@ DRAMATIQ_BROKER = {
         "workers.middleware.WeightedQueues",
         "workers.middleware.Housekeeping",
         "workers.middleware.CrashGuard",
+        "workers.middleware.Cancellation",
         "workers.middleware.ArgumentCheck",
         "workers.middleware.RejectionRecord",
         "workers.middleware.JobLog",

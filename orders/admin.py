@@ -33,8 +33,8 @@ from orders.models import (
     StockAdjustment,
 )
 from orders.product_csv import sample_csv
-from orders.services.datasets import dataset_start
-from orders.services.imports import import_start
+from orders.services.datasets import dataset_resume, dataset_start
+from orders.services.imports import import_resume, import_start
 from orders.services.inventory import stock_adjustment_request
 from orders.services.orders import QueueOutcome, order_cancel, order_queue_processing_outcome
 from orders.services.payments import payment_queue_retry
@@ -302,6 +302,7 @@ class ImportAdmin(admin.ModelAdmin):
         "finished_at",
     ]
     inlines = [ImportRowErrorInline]
+    actions = ["resume_imports"]
 
     rows = _count("total_rows", "rows")
     rows_done = _count("processed_rows", "rows done")
@@ -354,6 +355,17 @@ class ImportAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Import, form, change: bool) -> None:
         obj.created_by = request.user
         import_start(product_import=obj)
+
+    @admin.action(description="Resume selected imports (cancelled, or whose job was cancelled)", permissions=["run"])
+    def resume_imports(self, request, queryset) -> None:
+        resumed = [pk for pk in queryset.values_list("pk", flat=True) if import_resume(import_id=pk)]
+        skipped = queryset.count() - len(resumed)
+        self.message_user(request, f"{len(resumed)} import(s) resumed after their last committed rows.")
+        if skipped:
+            self.message_user(request, f"{skipped} import(s) skipped: finished or running.", messages.WARNING)
+
+    def has_run_permission(self, request) -> bool:
+        return request.user.has_perm("orders.run_import")
 
     @admin.display(description="File")
     def file_name(self, product_import: Import) -> str:
@@ -444,6 +456,7 @@ class DatasetAdmin(admin.ModelAdmin):
     list_display = ["description", "operation", "status", "progress_bar", "processed", "total", "finished_at"]
     list_filter = ["status", "operation"]
     readonly_fields = ["status", "progress_bar", "total", "processed", "cursor", "created_at", "finished_at"]
+    actions = ["resume_datasets"]
 
     def get_fields(self, request, obj=None):
         return (
@@ -461,6 +474,17 @@ class DatasetAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Dataset, form, change: bool) -> None:
         super().save_model(request, obj, form, change)
         dataset_start(dataset_id=obj.pk)
+
+    @admin.action(description="Resume selected datasets after their last chunk", permissions=["run"])
+    def resume_datasets(self, request, queryset) -> None:
+        resumed = [pk for pk in queryset.values_list("pk", flat=True) if dataset_resume(dataset_id=pk)]
+        self.message_user(request, f"{len(resumed)} dataset(s) resumed after their last committed chunk.")
+        if len(resumed) < queryset.count():
+            skipped = queryset.count() - len(resumed)
+            self.message_user(request, f"{skipped} dataset(s) skipped: not started or completed.", messages.WARNING)
+
+    def has_run_permission(self, request) -> bool:
+        return request.user.has_perm("orders.run_dataset")
 
     @admin.display(description="Progress")
     def progress_bar(self, dataset: Dataset) -> str:

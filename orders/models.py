@@ -217,6 +217,7 @@ class Import(models.Model):
         RUNNING = "running"
         COMPLETED = "completed"
         FAILED = "failed"
+        CANCELLED = "cancelled", "Cancelled (can be resumed)"
 
     file = models.FileField(upload_to="imports/%Y/%m/%d/")
     original_name = models.CharField(
@@ -327,6 +328,7 @@ class Dataset(models.Model):
         PENDING = "pending"
         RUNNING = "running"
         COMPLETED = "completed"
+        CANCELLED = "cancelled", "Cancelled (can be resumed)"
 
     description = models.CharField(max_length=200)
     operation = models.CharField(max_length=40, choices=Operation.choices, default=Operation.RECOMPUTE_TOTALS)

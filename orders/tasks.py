@@ -11,6 +11,7 @@ from dramatiq.middleware import CurrentMessage
 from dramatiq_crontab import cron
 
 from orders.errors import OutOfStock
+from orders.models import Dataset, Import
 from orders.services.datasets import dataset_process_chunk
 from orders.services.emails import email_deliver, email_fail
 from orders.services.imports import import_fail, import_files_prune, import_run
@@ -19,6 +20,7 @@ from orders.services.orders import order_process
 from orders.services.payments import payment_charge, payment_fail, payment_reverse
 from orders.services.price_batches import price_batch_start, price_item_apply
 from workers import queues
+from workers.cancellation import JobCancelled, cancel_requested
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +96,9 @@ def import_data_exhausted(import_id: int, error: str) -> None:
     unique="until_executed",
 )
 def import_data(import_id: int) -> None:
-    import_run(import_id=import_id)
+    product_import = import_run(import_id=import_id, should_stop=cancel_requested)
+    if product_import.status == Import.Status.CANCELLED:
+        raise JobCancelled(f"import {import_id} stopped after {product_import.processed_rows} rows")
 
 
 @cron("45 3 * * *")
@@ -115,4 +119,6 @@ def process_item(item_id: int) -> None:
 
 @dramatiq.actor(queue_name=queues.LOW, max_retries=5)
 def process_large_dataset(dataset_id: int, after_id: int = 0) -> None:
-    dataset_process_chunk(dataset_id=dataset_id, after_id=after_id)
+    dataset = dataset_process_chunk(dataset_id=dataset_id, after_id=after_id, should_stop=cancel_requested)
+    if dataset.status == Dataset.Status.CANCELLED:
+        raise JobCancelled(f"dataset {dataset_id} stopped after {dataset.processed} rows")

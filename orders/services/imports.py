@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,10 +17,12 @@ from orders.errors import ImportFileUnusable
 from orders.models import Import, ImportRowError
 from orders.product_csv import Columns, ProductCsv, ProductRow, RowError, row_check
 from orders.services.products import ProductsReady, products_ready, products_upsert, products_upsert_planned
-from workers.enqueue import enqueue_on_commit
+from workers.enqueue import actor_named, enqueue_on_commit
 from workers.readahead import read_ahead
 
 logger = logging.getLogger(__name__)
+
+IMPORT_DATA = actor_named("import_data")
 
 #: Rows checked and saved per transaction: the most a crash can make a retry read again. Three
 #: chunks at most are held at once (one written, one waiting, one being read), about 30 MB.
@@ -50,19 +52,19 @@ class Chunk:
 
 def import_start(*, product_import: Import) -> Import:
     """Save a new import, with its file's name as uploaded, and queue its job after commit."""
-    from orders.tasks import import_data
-
     if product_import.file and not product_import.original_name:
         # Storage makes the name safe and unique (spaces and accents go, a suffix is added): keep
         # the one staff know the file by.
         product_import.original_name = PurePath(product_import.file.name).name[:255]
     with transaction.atomic():
         product_import.save()
-        enqueue_on_commit(import_data, product_import.pk)
+        enqueue_on_commit(IMPORT_DATA, product_import.pk)
     return product_import
 
 
-def import_run(*, import_id: int, chunk_rows: int | None = None) -> Import:
+def import_run(
+    *, import_id: int, chunk_rows: int | None = None, should_stop: Callable[[], bool] | None = None
+) -> Import:
     """Import the file's products, resuming after the last committed chunk; a finished import is left alone.
 
     The whole file is read once first: an unusable file (empty, binary, not UTF-8, not CSV, a
@@ -72,6 +74,9 @@ def import_run(*, import_id: int, chunk_rows: int | None = None) -> Import:
     counters and resume point are saved in one transaction, so a retry after a crash skips
     what was committed and counts nothing twice. A dry run checks every row and writes no
     product. Rows with errors are skipped; the first ``ROW_ERRORS_KEPT`` errors are kept.
+
+    ``should_stop`` is asked before each chunk: once it says True, the import is cancelled with
+    what it committed so far, and :func:`import_resume` carries on from there.
     """
     product_import = _import_begin(import_id)
     if product_import.status != Import.Status.RUNNING:
@@ -87,10 +92,30 @@ def import_run(*, import_id: int, chunk_rows: int | None = None) -> Import:
             columns = source.header()
             if product_import.resume_offset:
                 source.seek(offset=product_import.resume_offset, row=product_import.resume_row)
-            finished = _import_chunks(product_import, source, columns, chunk_rows or CHUNK_ROWS)
+            finished = _import_chunks(product_import, source, columns, chunk_rows or CHUNK_ROWS, should_stop)
     except ImportFileUnusable as error:
         return import_fail(import_id=import_id, message=str(error))
+    except ImportStopped:
+        return _import_cancel(import_id)
     return _import_finish(import_id) if finished else Import.objects.get(pk=import_id)
+
+
+def import_resume(*, import_id: int) -> bool:
+    """Queue a cancelled import again, to go on after its last committed chunk; False if it is not cancelled.
+
+    An import whose job was cancelled before it started is still pending: it is queued again
+    too (a job still queued for it keeps its unique lock, and the second send is dropped).
+    """
+    with transaction.atomic():
+        product_import = Import.objects.select_for_update().get(pk=import_id)
+        if product_import.status not in (Import.Status.CANCELLED, Import.Status.PENDING):
+            return False
+        if product_import.status == Import.Status.CANCELLED:
+            product_import.status = Import.Status.RUNNING
+            product_import.save(update_fields=["status"])
+        enqueue_on_commit(IMPORT_DATA, product_import.pk)
+    logger.info("import %s resumed after row %s", import_id, product_import.resume_row)
+    return True
 
 
 def import_fail(*, import_id: int, message: str) -> Import:
@@ -127,6 +152,20 @@ def import_files_prune(*, older_than: timedelta) -> int:
     return pruned
 
 
+class ImportStopped(Exception):
+    """The import was asked to stop between two chunks."""
+
+
+def _import_cancel(import_id: int) -> Import:
+    with transaction.atomic():
+        product_import = Import.objects.select_for_update().get(pk=import_id)
+        if product_import.status == Import.Status.RUNNING:
+            product_import.status = Import.Status.CANCELLED
+            product_import.save(update_fields=["status"])
+            logger.info("import %s cancelled after %s rows", import_id, product_import.processed_rows)
+    return product_import
+
+
 def _import_begin(import_id: int) -> Import:
     with transaction.atomic():
         product_import = Import.objects.select_for_update().get(pk=import_id)
@@ -146,8 +185,16 @@ def _open(product_import: Import):
         raise ImportFileUnusable(f"The file {product_import.file.name} is missing from storage.") from None
 
 
-def _import_chunks(product_import: Import, source: ProductCsv, columns: Columns, chunk_rows: int) -> bool:
+def _import_chunks(
+    product_import: Import,
+    source: ProductCsv,
+    columns: Columns,
+    chunk_rows: int,
+    should_stop: Callable[[], bool] | None = None,
+) -> bool:
     """Save the rows after the resume point chunk by chunk; False if another run of the import got ahead.
+
+    Raises ImportStopped before a chunk once ``should_stop`` says so.
 
     The next chunk is read, checked and made ready to write in a thread while this one is
     written, so that reading the file overlaps waiting for the database.
@@ -158,6 +205,8 @@ def _import_chunks(product_import: Import, source: ProductCsv, columns: Columns,
     chunks = _chunks(source, columns, chunk_rows, for_copy=for_copy)
     with closing(read_ahead(chunks, name=f"import-{product_import.pk}")) as ahead:
         for chunk in ahead:
+            if should_stop is not None and should_stop():
+                raise ImportStopped
             if not _chunk_commit(product_import, chunk, committed=committed, known_new=known_new):
                 return False
             committed += chunk.size

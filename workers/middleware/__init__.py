@@ -2,6 +2,7 @@
 
 from workers.middleware.arguments import ArgumentCheck
 from workers.middleware.batches import BatchProgress
+from workers.middleware.cancellation import Cancellation
 from workers.middleware.crashes import CrashGuard
 from workers.middleware.housekeeping import Housekeeping
 from workers.middleware.job_log import JobLog
@@ -18,6 +19,7 @@ __all__ = [
     # Recovery
     "Housekeeping",
     "CrashGuard",
+    "Cancellation",
     # Observability
     "JobLog",
     "WorkerPresence",

@@ -14,6 +14,7 @@ from dramatiq.errors import ActorNotFound, Retry
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
+from workers.cancellation import JobCancelled
 from workers.dramatiq_internals.worker import FAILED_TEXT
 from workers.errors import PermanentError
 from workers.exhausted_callbacks import callback_check, callback_message
@@ -49,7 +50,8 @@ class Retries(Middleware):
     exceptions are retried after ``retry_backoff(retries)`` seconds, where ``retries`` counts
     the retries already made (0 before the first), until ``max_retries`` retries have been made.
     Discarded and exhausted jobs are failed, so they land in the broker's dead-letter queue,
-    and are recorded as ``DeadLetter`` rows to be looked at and replayed.
+    and are recorded as ``DeadLetter`` rows to be looked at and replayed. A job that stopped
+    because it was asked to (``JobCancelled``) is none of these: it ended, and is acknowledged.
 
     An exhausted job's ``on_retries_exhausted`` callback is an actor (or an actor's name): it
     is sent, as a job of its own, the failed job's arguments by name (those its signature
@@ -97,10 +99,12 @@ class Retries(Middleware):
         }
 
     def verdict(self, broker, message, exception: BaseException) -> str:
-        """What follows this failure of this message: ``"discard"``, ``"exhaust"`` or ``"retry"``."""
+        """What follows this failure of this message: ``"cancelled"``, ``"discard"``, ``"exhaust"`` or ``"retry"``."""
         return self._verdict(_options(broker, message), message, exception)
 
     def _verdict(self, options: dict, message, exception: BaseException) -> str:
+        if isinstance(exception, JobCancelled):
+            return "cancelled"
         discard = ALWAYS_DISCARD + tuple(options.get("discard") or ()) + _as_tuple(options.get("throws"))
         if isinstance(exception, discard):
             return "discard"
@@ -115,6 +119,8 @@ class Retries(Middleware):
         options = _options(broker, message)
         retries = message.options.get("retries", 0)
         verdict = self._verdict(options, message, exception)
+        if verdict == "cancelled":
+            return
         if verdict == "discard":
             self.logger.warning(
                 "Discarding message %s of %s after %s: not retryable.",
@@ -220,10 +226,15 @@ class RetryLogLevel(logging.Filter):
         message, exception = record.args[0], record.exc_info[1]
         named = f"{message.actor_name} message_id={message.message_id}"
         try:
-            retried = retries is not None and retries.verdict(broker, message, exception) == "retry"
+            verdict = retries.verdict(broker, message, exception) if retries is not None else None
         except ActorNotFound:
-            retried = False
-        if retried:
+            verdict = None
+        if verdict == "cancelled":
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "Message %s stopped when asked to: cancelled."
+            record.args = (named,)
+            record.exc_info = record.exc_text = None
+        elif verdict == "retry":
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.msg = "Failed to process message %s with %s: %s; it will be retried."
             record.args = (named, type(exception).__name__, str(exception)[:200])

@@ -1,0 +1,50 @@
+"""The scheduled page's actions and permissions, and run now, in-process on the StubBroker."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+
+from tests.support import tasks
+from tests.support.users import login_staff
+from workers.cancellation import delayed_jobs, requests, run_now
+from workers.models import OperatorAction
+
+pytestmark = pytest.mark.django_db
+
+
+def test_cancel_from_the_console_needs_its_own_permission_and_is_audited_once(client):
+    # Given staff who may view the page but not act
+    login_staff(client, "view_console_scheduled")
+    assert client.get("/admin/jobs/scheduled/").status_code == 200
+    assert client.post("/admin/jobs/scheduled/", {"action": "cancel", "message_id": "m-1"}).status_code == 403
+    assert not requests().contains("m-1")
+
+
+def test_the_page_needs_its_permission(client):
+    login_staff(client, "cancel_job")
+    assert client.get("/admin/jobs/scheduled/").status_code == 403
+    assert client.post("/admin/jobs/scheduled/", {"action": "cancel", "message_id": "m-1"}).status_code == 403
+
+
+def test_a_cancel_by_message_id_is_recorded_once_however_often_the_form_is_sent(client):
+    login_staff(client, "view_console_scheduled", "cancel_job")
+    form = {"action": "cancel", "message_id": "m-2", "token": "once"}
+
+    first = client.post("/admin/jobs/scheduled/", form, follow=True).content.decode()
+    second = client.post("/admin/jobs/scheduled/", form, follow=True).content.decode()
+
+    assert "Cancelled 1 job(s)" in first and "sent already" in second
+    assert requests().contains("m-2")
+    action = OperatorAction.objects.get()
+    assert (action.action, action.count, action.username, action.detail) == ("cancel_job", 1, "clerk", {"ids": ["m-2"]})
+
+
+def test_run_now_finds_the_delayed_copy_on_the_stub_broker(jobs):
+    broker = dramatiq.get_broker()
+    delayed = tasks.noop.send_with_options(args=("k",), delay=600_000)
+
+    copy = run_now(delayed_jobs([delayed.message_id])[delayed.message_id])
+
+    assert (copy.queue_name, copy.args) == ("default", ("k",)) and "eta" not in copy.options
+    assert copy.message_id != delayed.message_id and requests(broker).contains(delayed.message_id)
