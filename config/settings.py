@@ -198,7 +198,7 @@ STATSD_PORT = int(os.environ.get("STATSD_PORT", "8125"))
 STATSD_PREFIX = os.environ.get("STATSD_PREFIX", "backoffice")
 
 # The list is explicit: django-dramatiq's default names middleware that Dramatiq 2 moved.
-# Order matters: "after" hooks run bottom-up, so JobLog sees the outcome Retries decided.
+# Order matters: "after" hooks run bottom-up, so JobLog and JobHistory see the outcome Retries decided.
 DRAMATIQ_BROKER = {
     **_broker,
     "MIDDLEWARE": [
@@ -217,6 +217,7 @@ DRAMATIQ_BROKER = {
         "workers.middleware.ArgumentCheck",
         "workers.middleware.RejectionRecord",
         "workers.middleware.JobLog",
+        "workers.middleware.JobHistory",
         "workers.middleware.WorkerPresence",
         "workers.middleware.UniqueJobs",
         "workers.middleware.BatchProgress",

@@ -109,6 +109,7 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     """
     # The outbox imports the bulk sender, which imports the middleware that runs this.
     from workers.batches import batches_reconcile
+    from workers.history import history_prune
     from workers.middleware.unique import unique_locks_refresh
     from workers.outbox import outbox_relay
 
@@ -121,6 +122,8 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     # Counting every running batch's jobs is heavier, and only repairs what a failed write left.
     if _due(broker, "batches_reconcile", every=timedelta(minutes=1)):
         duties["batches_finished"] = batches_reconcile
+    if _due(broker, "history_prune", every=timedelta(minutes=1)):
+        duties["history_pruned"] = history_prune
     done = {}
     for name, duty in duties.items():
         try:

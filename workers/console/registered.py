@@ -1,4 +1,7 @@
 """Every console page, in the order of the console's tabs; importing this module registers them."""
+# ruff: noqa: I001 - the order of the imports is the order of the tabs
 
 from workers.console import overview  # noqa: F401
+from workers.console import history  # noqa: F401
+from workers.console import metrics  # noqa: F401
 from workers.console import scheduled  # noqa: F401

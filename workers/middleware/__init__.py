@@ -4,6 +4,7 @@ from workers.middleware.arguments import ArgumentCheck
 from workers.middleware.batches import BatchProgress
 from workers.middleware.cancellation import Cancellation
 from workers.middleware.crashes import CrashGuard
+from workers.middleware.history import JobHistory
 from workers.middleware.housekeeping import Housekeeping
 from workers.middleware.job_log import JobLog
 from workers.middleware.message_size import MessageSizeLimit
@@ -22,6 +23,7 @@ __all__ = [
     "Cancellation",
     # Observability
     "JobLog",
+    "JobHistory",
     "WorkerPresence",
     # Uniqueness
     "UniqueJobs",

@@ -8,6 +8,7 @@ from django.conf import settings
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
+from workers.cancellation import JobCancelled
 from workers.redaction import describe_arguments
 
 
@@ -53,14 +54,7 @@ class JobLog(Middleware):
         """Log the end with the duration and outcome; send the metrics."""
         started, attempt = self.started.pop(message.message_id, (time.perf_counter(), 0))
         duration_ms = (time.perf_counter() - started) * 1000
-        # Retries ran before this hook (after-hooks run bottom-up): a failure it did not mark
-        # as failed for good has been scheduled for another attempt.
-        if exception is None:
-            outcome = "success"
-        elif message.failed:
-            outcome = "failure"
-        else:
-            outcome = "retry"
+        outcome = LOG_OUTCOMES[job_outcome(message, exception)]
         fields = (message.actor_name, message.queue_name, message.message_id, attempt, duration_ms)
         if exception is None:
             self.logger.info("job finished actor=%s queue=%s message_id=%s attempt=%d duration_ms=%.1f", *fields)
@@ -79,6 +73,24 @@ class JobLog(Middleware):
     def after_skip_message(self, broker, message) -> None:
         """Forget the start time of a message that a middleware skipped."""
         self.started.pop(message.message_id, None)
+
+
+#: How the log lines and StatsD counters name each outcome of :func:`job_outcome`.
+LOG_OUTCOMES = {"succeeded": "success", "retrying": "retry", "failed": "failure", "cancelled": "cancelled"}
+
+
+def job_outcome(message, exception: BaseException | None) -> str:
+    """How a processed job ended: ``succeeded``, ``retrying``, ``failed`` or ``cancelled``.
+
+    The one rule for the job log and the job history. Call it from an ``after_process_message``
+    hook of a middleware listed above Retries: after-hooks run bottom-up, so Retries has already
+    run, and a failure it did not mark as failed for good has been scheduled for another attempt.
+    """
+    if exception is None:
+        return "succeeded"
+    if isinstance(exception, JobCancelled):
+        return "cancelled"
+    return "failed" if message.failed else "retrying"
 
 
 def _statsd_from_settings():

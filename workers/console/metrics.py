@@ -1,0 +1,125 @@
+"""The metrics page: throughput, failures and p50/p95 duration per actor and queue over the last 1, 24 or 72 hours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from workers.console.charts import Series, line_chart
+from workers.console.history import actor_names
+from workers.console.pages import console_page, render
+from workers.history import DURATION_BUCKETS_MS, percentile_ms
+from workers.models import JobMinute
+from workers.queues import names as queue_names
+
+#: Window name -> (length, minutes per chart point): about a hundred to three hundred points a chart.
+WINDOWS = {"1h": (timedelta(hours=1), 1), "24h": (timedelta(hours=24), 5), "72h": (timedelta(hours=72), 15)}
+
+
+@dataclass
+class Totals:
+    """Runs summed over worker processes (and minutes): counts and the merged duration histogram."""
+
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    durations: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS_MS) + 1))
+
+    def add(self, succeeded: int, failed: int, retried: int, cancelled: int, durations: list[int]) -> None:
+        self.succeeded += succeeded
+        self.failed += failed
+        self.retried += retried
+        self.cancelled += cancelled
+        for index, count in enumerate(durations[: len(self.durations)]):
+            self.durations[index] += count
+
+    @property
+    def runs(self) -> int:
+        return self.succeeded + self.failed + self.retried + self.cancelled
+
+    @property
+    def failures(self) -> int:
+        """Runs that raised: failed for good, or failed and retried."""
+        return self.failed + self.retried
+
+    @property
+    def p50(self) -> float | None:
+        return percentile_ms(self.durations, 0.5)
+
+    @property
+    def p95(self) -> float | None:
+        return percentile_ms(self.durations, 0.95)
+
+
+def metrics_series(
+    *, since: datetime, step_minutes: int, actor: str = "", queue: str = ""
+) -> tuple[dict[datetime, Totals], dict[str, Totals], dict[str, Totals]]:
+    """Totals per chart point (``step_minutes`` wide) since ``since``, and over the window per actor and per queue."""
+    rows = JobMinute.objects.filter(minute__gte=since)
+    if actor:
+        rows = rows.filter(actor_name=actor)
+    if queue:
+        rows = rows.filter(queue_name=queue)
+    points: dict[datetime, Totals] = {}
+    by_actor: dict[str, Totals] = {}
+    by_queue: dict[str, Totals] = {}
+    step = step_minutes * 60
+    columns = ("minute", "actor_name", "queue_name", "succeeded", "failed", "retried", "cancelled", "durations")
+    for minute, actor_name, queue_name, *counts in rows.values_list(*columns).iterator(chunk_size=5000):
+        slot = datetime.fromtimestamp(int(minute.timestamp()) // step * step, minute.tzinfo)
+        for bucket, key in ((points, slot), (by_actor, actor_name), (by_queue, queue_name)):
+            totals = bucket.get(key)
+            if totals is None:
+                totals = bucket[key] = Totals()
+            totals.add(*counts)
+    return points, by_actor, by_queue
+
+
+def metrics_charts(points: dict[datetime, Totals], *, since: datetime, now: datetime, step_minutes: int) -> list:
+    """Three charts: runs, failures (per minute, averaged over each point), and p50/p95 duration in ms."""
+    step = step_minutes * 60
+    start = int(since.timestamp()) // step * step
+    slots = [datetime.fromtimestamp(t, since.tzinfo) for t in range(start, int(now.timestamp()) + 1, step)]
+    empty = Totals()
+
+    def per_minute(value: int) -> float:
+        return value / step_minutes
+
+    x_range = (slots[0], slots[-1])
+    runs = [(slot, per_minute(points.get(slot, empty).runs)) for slot in slots]
+    failed = [(slot, per_minute(points.get(slot, empty).failures)) for slot in slots]
+    p50 = [(slot, points[slot].p50 if slot in points else None) for slot in slots]
+    p95 = [(slot, points[slot].p95 if slot in points else None) for slot in slots]
+    return [
+        line_chart("Throughput", [Series("runs per minute", runs)], unit="runs/min", x_range=x_range),
+        line_chart("Failures", [Series("failed runs per minute", failed)], unit="failures/min", x_range=x_range),
+        line_chart("Duration", [Series("p50", p50), Series("p95", p95)], unit="ms", x_range=x_range),
+    ]
+
+
+@console_page("metrics", "Metrics", permission="workers.view_console_metrics")
+def metrics(request):
+    window = request.GET.get("window", "1h")
+    if window not in WINDOWS:
+        window = "1h"
+    length, step_minutes = WINDOWS[window]
+    actor = request.GET.get("actor", "").strip()
+    queue = request.GET.get("queue", "").strip()
+    now = timezone.now()
+    since = now - length
+    points, by_actor, by_queue = metrics_series(since=since, step_minutes=step_minutes, actor=actor, queue=queue)
+    context = {
+        "window": window,
+        "windows": list(WINDOWS),
+        "step_minutes": step_minutes,
+        "actor": actor,
+        "queue": queue,
+        "actors": actor_names(),
+        "queues": queue_names(),
+        "charts": metrics_charts(points, since=since, now=now, step_minutes=step_minutes),
+        "tables": [("Per actor", "Actor", sorted(by_actor.items())), ("Per queue", "Queue", sorted(by_queue.items()))],
+    }
+    return render(request, "admin/workers/console/metrics.html", context, title="Jobs: metrics")
