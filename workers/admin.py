@@ -1,13 +1,17 @@
-"""Dead letters and batches in the admin, with replay behind its permission; django_dramatiq's idle task list hidden."""
+"""Dead letters, batches and the audit trail in the admin; django_dramatiq's idle task list hidden."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.urls import path
 from django.utils.html import format_html
 from django_dramatiq.models import Task
 
 from workers import dead_letters
-from workers.models import Batch, DeadLetter
+from workers.dead_letter_admin import DeadLetterStatusFilter, bulk_action_view, bulk_links
+from workers.dead_letter_bulk import dead_letters_search
+from workers.models import Batch, DeadLetter, OperatorAction
+from workers.redaction import redact
 
 # django_dramatiq's task list is filled by its AdminMiddleware, which this platform does not run
 # (a database write per job); the console's history page records runs in bulk instead.
@@ -17,11 +21,25 @@ if admin.site.is_registered(Task):
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(admin.ModelAdmin):
-    list_display = ["failed_at", "actor_name", "queue_name", "reason", "error", "attempts", "replayed_at"]
-    list_filter = ["reason", "actor_name", "queue_name"]
+    list_display = [
+        "failed_at",
+        "actor_name",
+        "queue_name",
+        "reason",
+        "error_shown",
+        "attempts",
+        "replayed_at",
+        "resolved_at",
+    ]
+    # The status filter's parameter and the others' are those workers.dead_letter_bulk understands.
+    list_filter = [DeadLetterStatusFilter, "reason", "actor_name", "queue_name"]
     search_fields = ["message_id", "actor_name", "error"]
     readonly_fields = [field.name for field in DeadLetter._meta.fields]
     actions = ["replay"]
+    # 100,000 dead letters: no second COUNT(*) of the whole table beside the filtered one, and
+    # pages of 50 (rendering the rows, not the queries, is what a page of 100 spends its time on).
+    show_full_result_count = False
+    list_per_page = 50
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -29,11 +47,27 @@ class DeadLetterAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.display(description="Error")
+    def error_shown(self, dead_letter: DeadLetter) -> str:
+        return redact(dead_letter.error[:300])
+
+    def get_search_results(self, request, queryset, search_term):
+        # The same search as the bulk actions run, so "all N matching" are the rows listed.
+        return dead_letters_search(queryset, search_term), False
+
+    def get_urls(self) -> list:
+        bulk = path("bulk/<str:action>/", self.admin_site.admin_view(bulk_action_view), name="workers_deadletter_bulk")
+        return [bulk, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "bulk_links": bulk_links(request)})
+
     @admin.action(description="Replay selected jobs", permissions=["replay"])
     def replay(self, request, queryset) -> None:
         replayed, unreadable = 0, []
         already = queryset.exclude(replayed_at__isnull=True).count()
-        for dead_letter in queryset.filter(replayed_at__isnull=True):
+        resolved = queryset.filter(replayed_at__isnull=True, resolved_at__isnull=False).count()
+        for dead_letter in queryset.filter(replayed_at__isnull=True, resolved_at__isnull=True):
             try:
                 dead_letters.replay(dead_letter)
             except dead_letters.NotReplayable:
@@ -44,6 +78,8 @@ class DeadLetterAdmin(admin.ModelAdmin):
             self.message_user(request, f"{replayed} job(s) queued again.", messages.SUCCESS)
         if already:
             self.message_user(request, f"{already} job(s) skipped: replayed before.", messages.WARNING)
+        if resolved:
+            self.message_user(request, f"{resolved} job(s) skipped: marked resolved.", messages.WARNING)
         if unreadable:
             self.message_user(
                 request,
@@ -58,6 +94,27 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     def has_replay_permission(self, request) -> bool:
         return request.user.has_perm("workers.replay_deadletter")
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(admin.ModelAdmin):
+    """The audit trail: read only, for everybody (superusers included)."""
+
+    list_display = ["created_at", "username", "action", "target", "count"]
+    list_filter = ["action", "username"]
+    search_fields = ["target", "username"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["created_at", "username", "action", "target", "count", "detail"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Batch)

@@ -6,6 +6,7 @@ import traceback as tb
 
 import dramatiq
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from dramatiq import Message
 
@@ -73,21 +74,54 @@ def replay(dead_letter: DeadLetter, *, broker: dramatiq.Broker | None = None) ->
         locked = DeadLetter.objects.select_for_update().get(pk=dead_letter.pk)
         if locked.replayed_at is not None:
             return locked.replayed_message_id
-        data = dict(locked.message)
-        if "args" not in data:
+        if locked.resolved_at is not None:
+            raise NotReplayable(f"dead letter {locked.message_id} was marked resolved, not to be replayed")
+        message = _fresh_message(locked)
+        if message is None:
             raise NotReplayable(f"dead letter {locked.message_id} ({locked.reason}) holds no message to send again")
-        message = Message(
-            queue_name=data["queue_name"],
-            actor_name=data["actor_name"],
-            args=tuple(data["args"]),
-            kwargs=data["kwargs"],
-            options={},
-        )
         locked.replayed_at = timezone.now()
         locked.replayed_message_id = message.message_id
         locked.save(update_fields=["replayed_at", "replayed_message_id"])
         outbox_add([message], broker=broker)
     return message.message_id
+
+
+def replay_many(queryset: QuerySet[DeadLetter], *, broker: dramatiq.Broker | None = None) -> tuple[int, int]:
+    """Replay, in one transaction, each dead letter of ``queryset`` neither replayed nor resolved yet.
+
+    Returns how many were sent again and how many hold no message to send. The rows are locked
+    first, so a concurrent replay of the same dead letter (a redelivered chunk) finds it replayed.
+    """
+    broker = broker or dramatiq.get_broker()
+    with transaction.atomic():
+        rows = list(
+            queryset.select_for_update().filter(replayed_at__isnull=True, resolved_at__isnull=True).order_by("pk")
+        )
+        now, replayed, messages = timezone.now(), [], []
+        for row in rows:
+            if (message := _fresh_message(row)) is None:
+                continue
+            row.replayed_at, row.replayed_message_id = now, message.message_id
+            replayed.append(row)
+            messages.append(message)
+        if replayed:
+            DeadLetter.objects.bulk_update(replayed, ["replayed_at", "replayed_message_id"])
+            outbox_add(messages, broker=broker)
+    return len(replayed), len(rows) - len(replayed)
+
+
+def _fresh_message(dead_letter: DeadLetter) -> Message | None:
+    """The dead letter's job as a new message with a fresh retry count; None when it holds none (refused unread)."""
+    data = dead_letter.message
+    if "args" not in data:
+        return None
+    return Message(
+        queue_name=data["queue_name"],
+        actor_name=data["actor_name"],
+        args=tuple(data["args"]),
+        kwargs=data["kwargs"],
+        options={},
+    )
 
 
 def _json_safe(data: dict) -> dict:
