@@ -15,6 +15,8 @@
   first: a scheduler killed between its claim and its send loses that fire, which nobody else
   may send (at most once); and if the release fails too (Redis went away), the claim stays
   ours and this process sends the fire when it leads again.
+- Paused jobs (``workers.schedule_pauses``): a paused job's fires are skipped, not owed, and
+  recorded as its last run with the detail "paused"; resuming sends its next fire.
 - Catch-up. On leading, each job's latest fire that is unclaimed and within the catch-up window
   is sent once; older misses are logged and skipped, so a job due every minute catches up one
   run. The job's last recorded fire (``workers.schedules``) says where its misses begin.
@@ -27,7 +29,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -35,7 +37,7 @@ from django.utils import timezone
 
 from workers.leader import LeaderLock
 from workers.middleware.unique import DuplicateJob
-from workers.schedules import NAMESPACE, RecurringJob, last_run_record, last_runs, latest_fire
+from workers.schedules import NAMESPACE, PAUSED, RecurringJob, last_run_record, last_runs, latest_fire
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class Scheduler:
       renew_interval(float): Seconds between renewals, and between a standby's tries.
       catch_up(timedelta): How old a missed fire may be and still be sent on leading.
       namespace(str): Prefix of the Redis keys.
+      pauses(Callable): Answers the names of the paused jobs; asked every tick, so it caches.
     """
 
     def __init__(
@@ -80,12 +83,14 @@ class Scheduler:
         renew_interval: float = 2.0,
         catch_up: timedelta = timedelta(hours=24),
         namespace: str = NAMESPACE,
+        pauses: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.client = client
         self.jobs = list(jobs)
         self.renew_interval = renew_interval
         self.catch_up = catch_up
         self.namespace = namespace
+        self.pauses = pauses or frozenset
         self.claim_ttl = max(MIN_CLAIM_TTL, catch_up + timedelta(days=1))
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lock = LeaderLock(client=client, key=f"{namespace}:scheduler:leader", token=self.token, ttl=lock_ttl)
@@ -134,7 +139,8 @@ class Scheduler:
         # Whoever led meanwhile recorded its fires: misses are counted from there, not from ours.
         for name, run in last_runs(self.client, namespace=self.namespace).items():
             # A fire whose send failed is still owed, so it is settled only up to just before it.
-            known = run.fire_time if run.sent else run.fire_time - timedelta(microseconds=1)
+            settled = run.sent or run.detail == PAUSED
+            known = run.fire_time if settled else run.fire_time - timedelta(microseconds=1)
             if name not in self.settled or known > self.settled[name]:
                 self.settled[name] = known
         wait, caught_up = self._fire_due(catching_up=True)
@@ -168,14 +174,15 @@ class Scheduler:
         now = timezone.now()
         floor = now - self.catch_up
         caught_up = []
+        paused = self.pauses()
         for job in self.jobs:
             if self.stopping or not self.lock.holds():
                 return 0.0, caught_up  # a slow send outlived the lease: renew before sending more
-            if self._fire_job(job, now=now, floor=floor, catching_up=catching_up):
+            if self._fire_job(job, now=now, floor=floor, catching_up=catching_up, paused=job.name in paused):
                 caught_up.append(job.name)
         return self._wait(now), caught_up
 
-    def _fire_job(self, job: RecurringJob, *, now: datetime, floor: datetime, catching_up: bool) -> bool:
+    def _fire_job(self, job: RecurringJob, *, now: datetime, floor: datetime, catching_up: bool, paused: bool) -> bool:
         known = self.settled.get(job.name)
         if catching_up and known is not None and known < floor:
             if missed := latest_fire(job.trigger, after=known, now=floor):
@@ -198,6 +205,10 @@ class Scheduler:
                 first.isoformat(),
                 fire.isoformat(),
             )
+        if paused:
+            logger.info("%s due at %s: paused, skipped", job.name, fire.isoformat())
+            self._settle(job, fire, sent=False, detail=PAUSED)
+            return False
         return self._send(job, fire, catching_up=catching_up)
 
     def _send(self, job: RecurringJob, fire: datetime, *, catching_up: bool) -> bool:

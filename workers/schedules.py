@@ -28,6 +28,8 @@ from django.utils.module_loading import module_has_submodule
 FIRE_TIME_OPTION = "fire_time"
 
 NAMESPACE = "backoffice"
+#: The detail of a last run the scheduler skipped because the job was paused.
+PAUSED = "paused"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class RecurringJob:
     name: str
     trigger: CronTrigger
     send: Callable[[datetime], str | None]
+    #: The message ``send`` sends for a fire time (None for a plain function), to send it another way (run now).
+    message: Callable[[datetime], dramatiq.Message] | None = None
 
     @property
     def cron(self) -> str:
@@ -75,7 +79,7 @@ def recurring_jobs() -> list[RecurringJob]:
         if not isinstance(entry.trigger, CronTrigger):
             # An interval counts from each process's start: schedulers would not agree on its fire times.
             raise ImproperlyConfigured(f"recurring job {entry.name}: only cron schedules are supported")
-        jobs.append(RecurringJob(name=entry.name, trigger=entry.trigger, send=_sender(entry)))
+        jobs.append(RecurringJob(name=entry.name, trigger=entry.trigger, send=_sender(entry), message=_message(entry)))
     names = [job.name for job in jobs]
     if twice := sorted({name for name in names if names.count(name) > 1}):
         raise ImproperlyConfigured(f"more than one schedule for {', '.join(twice)}: their fires would share claims")
@@ -93,13 +97,24 @@ def _import_tasks_modules() -> None:
                 importlib.import_module(f"{config.name}.{name}")
 
 
-def _sender(entry) -> Callable[[datetime], str | None]:
+def _message(entry) -> Callable[[datetime], dramatiq.Message] | None:
     actor = getattr(entry.func, "__self__", None)
-    if isinstance(actor, dramatiq.Actor):
+    if not isinstance(actor, dramatiq.Actor):
+        return None
+
+    def message(fire_time: datetime) -> dramatiq.Message:
+        options = {FIRE_TIME_OPTION: fire_time.astimezone(UTC).isoformat()}
+        return actor.message_with_options(args=entry.args, kwargs=entry.kwargs, **options)
+
+    return message
+
+
+def _sender(entry) -> Callable[[datetime], str | None]:
+    if build := _message(entry):
+        actor = entry.func.__self__
 
         def send(fire_time: datetime) -> str:
-            options = {FIRE_TIME_OPTION: fire_time.astimezone(UTC).isoformat()}
-            return actor.send_with_options(args=entry.args, kwargs=entry.kwargs, **options).message_id
+            return actor.broker.enqueue(build(fire_time)).message_id
 
         return send
 

@@ -5,3 +5,4 @@ from workers.console import overview  # noqa: F401
 from workers.console import history  # noqa: F401
 from workers.console import metrics  # noqa: F401
 from workers.console import scheduled  # noqa: F401
+from workers.console import schedule  # noqa: F401

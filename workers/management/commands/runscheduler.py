@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from workers.schedule_pauses import SchedulePauses
 from workers.scheduler import Scheduler
 from workers.schedules import recurring_jobs
 
@@ -37,6 +38,7 @@ class Command(BaseCommand):
             lock_ttl=ttl,
             renew_interval=renew,
             catch_up=timedelta(hours=settings.SCHEDULER_CATCH_UP_HOURS),
+            pauses=SchedulePauses(),
         )
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda signum, frame: scheduler.stop())
