@@ -38,6 +38,7 @@ from orders.services.imports import import_resume, import_start
 from orders.services.inventory import stock_adjustment_request
 from orders.services.orders import QueueOutcome, order_cancel, order_queue_processing_outcome
 from orders.services.payments import payment_queue_retry
+from orders.services.price_batches import price_batch_resume
 from workers.admin import progress_bar
 from workers.enqueue import enqueue_on_commit
 
@@ -414,7 +415,7 @@ class PriceBatchAdmin(admin.ModelAdmin):
     list_select_related = ["job_batch", "created_by"]
     readonly_fields = ["job_batch", "created_by", "started_at", "status", "progress"]
     inlines = [PriceBatchItemInline]
-    actions = ["process_batches"]
+    actions = ["process_batches", "resume_batches"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(item_total=Count("items"))
@@ -435,6 +436,14 @@ class PriceBatchAdmin(admin.ModelAdmin):
 
     def has_process_permission(self, request) -> bool:
         return request.user.has_perm("orders.process_pricebatch")
+
+    @admin.action(description="Resume selected cancelled price batches", permissions=["process"])
+    def resume_batches(self, request, queryset) -> None:
+        resumed = [pk for pk in queryset.values_list("pk", flat=True) if price_batch_resume(batch_id=pk)]
+        self.message_user(request, f"{len(resumed)} price batch(es) resumed after the items they had queued.")
+        if len(resumed) < queryset.count():
+            skipped = queryset.count() - len(resumed)
+            self.message_user(request, f"{skipped} price batch(es) skipped: not cancelled.", messages.WARNING)
 
     @admin.display(description="Items", ordering="item_total")
     def item_count(self, batch: PriceBatch) -> int:

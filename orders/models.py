@@ -286,6 +286,7 @@ class PriceBatch(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    cursor = models.BigIntegerField(default=0, help_text="The last item queued; a resumed start goes on after it.")
 
     class Meta:
         verbose_name_plural = "price batches"

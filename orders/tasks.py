@@ -21,6 +21,7 @@ from orders.services.payments import payment_charge, payment_fail, payment_rever
 from orders.services.price_batches import price_batch_start, price_item_apply
 from workers import queues
 from workers.cancellation import JobCancelled, cancel_requested
+from workers.models import Batch
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,9 @@ def prune_import_files() -> None:
 
 @dramatiq.actor(queue_name=queues.LOW, max_retries=5, unique="until_executed")
 def process_batch(batch_id: int) -> None:
-    price_batch_start(batch_id=batch_id)
+    batch = price_batch_start(batch_id=batch_id, should_stop=cancel_requested)
+    if batch.job_batch.status == Batch.Status.CANCELLED:
+        raise JobCancelled(f"price batch {batch_id} stopped with the items up to {batch.cursor} queued")
 
 
 @dramatiq.actor(queue_name=queues.LOW, max_retries=5)

@@ -2,34 +2,79 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 from django.db import transaction
 from django.utils import timezone
 
 from orders.models import PriceBatch, PriceBatchItem, Product
 from workers.batches import batch_add, batch_open, batch_seal
-from workers.keyset import keyset_chunks
+from workers.enqueue import actor_named, enqueue_on_commit
+from workers.keyset import CHUNK_SIZE, keyset_page
+from workers.models import Batch
+
+logger = logging.getLogger(__name__)
+
+PROCESS_ITEM = actor_named("process_item")
+PROCESS_BATCH = actor_named("process_batch")
 
 
-def price_batch_start(*, batch_id: int) -> PriceBatch:
-    """Queue one ``process_item`` job per item, as one sealed job batch; at most once per price batch.
+def price_batch_start(*, batch_id: int, should_stop: Callable[[], bool] | None = None) -> PriceBatch:
+    """Queue one ``process_item`` job per item, as one sealed job batch; each item once, however often it runs.
 
-    The items are walked by keyset in chunks of 1,000, and their jobs go out in bulk once the
-    transaction commits (through the outbox), so a batch of any size is started in one
-    transaction and a crash before the commit starts nothing.
+    The items are walked by keyset in chunks of 1,000: each chunk's jobs are added to the job
+    batch (and go out in bulk through the outbox once it commits) in the transaction that moves
+    the price batch's cursor past them, so a run that dies, or is asked to stop
+    (``should_stop``, asked before each chunk), has queued exactly the items before its cursor,
+    and the next run goes on after it. Once every item is queued, the job batch is sealed. A
+    run asked to stop marks the job batch cancelled; :func:`price_batch_resume` queues the job
+    again, which goes on from the cursor.
     """
-    from orders.tasks import process_item
-
     with transaction.atomic():
         batch = PriceBatch.objects.select_for_update().get(pk=batch_id)
-        if batch.job_batch_id is not None:
-            return batch  # started already: a redelivered job, or a second click
-        job_batch = batch_open(description=f"Price batch #{batch.pk}: {batch.description}")
-        for item_ids in keyset_chunks(PriceBatchItem.objects.filter(batch=batch)):
-            batch_add(job_batch, (process_item.message(item_id) for item_id in item_ids))
-        batch_seal(job_batch)
-        batch.job_batch = job_batch
-        batch.started_at = timezone.now()
-        batch.save(update_fields=["job_batch", "started_at"])
+        if batch.job_batch_id is None:
+            batch.job_batch = batch_open(description=f"Price batch #{batch.pk}: {batch.description}")
+            batch.started_at = timezone.now()
+            batch.save(update_fields=["job_batch", "started_at"])
+    while True:
+        if should_stop is not None and should_stop():
+            return _price_batch_cancel(batch_id)
+        with transaction.atomic():
+            batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=batch_id)
+            if batch.job_batch.sealed or batch.job_batch.status == Batch.Status.CANCELLED:
+                return batch  # every item queued already (a redelivered job, a second click), or cancelled
+            items = PriceBatchItem.objects.filter(batch=batch)
+            item_ids = keyset_page(items, after=batch.cursor or None, size=CHUNK_SIZE)
+            batch_add(batch.job_batch, (PROCESS_ITEM.actor.message(item_id) for item_id in item_ids))
+            if len(item_ids) < CHUNK_SIZE:
+                batch_seal(batch.job_batch)
+            if item_ids:
+                batch.cursor = item_ids[-1]
+                batch.save(update_fields=["cursor"])
+            if len(item_ids) < CHUNK_SIZE:
+                return batch
+
+
+def price_batch_resume(*, batch_id: int) -> bool:
+    """Queue a cancelled price batch's job again, to queue the items after its cursor; False if not cancelled."""
+    with transaction.atomic():
+        batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=batch_id)
+        if batch.job_batch is None or batch.job_batch.status != Batch.Status.CANCELLED:
+            return False
+        Batch.objects.filter(pk=batch.job_batch_id).update(status=Batch.Status.RUNNING)
+        enqueue_on_commit(PROCESS_BATCH, batch.pk)
+    logger.info("price batch %s resumed after item %s", batch_id, batch.cursor)
+    return True
+
+
+def _price_batch_cancel(batch_id: int) -> PriceBatch:
+    with transaction.atomic():
+        batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=batch_id)
+        if not batch.job_batch.sealed:
+            Batch.objects.filter(pk=batch.job_batch_id).update(status=Batch.Status.CANCELLED)
+            batch.job_batch.status = Batch.Status.CANCELLED
+            logger.info("price batch %s cancelled with the items up to %s queued", batch_id, batch.cursor)
     return batch
 
 

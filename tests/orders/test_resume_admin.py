@@ -1,14 +1,15 @@
-"""Resuming cancelled long jobs from the admin: imports and datasets, each behind its own permission."""
+"""Resuming cancelled long jobs from the admin: imports, datasets and price batches, each behind its permission."""
 
 from __future__ import annotations
 
 import pytest
 from django.urls import reverse
 
-from orders.models import Dataset, Import
-from orders.tasks import import_data, process_large_dataset
+from orders.models import Dataset, Import, PriceBatch
+from orders.tasks import import_data, process_batch, process_large_dataset
 from tests.orders.factories import make_import, products_csv
 from tests.support.users import login_staff
+from workers.models import Batch
 
 pytestmark = pytest.mark.django_db
 
@@ -53,3 +54,17 @@ def test_resume_queues_a_cancelled_dataset_after_its_cursor(client, jobs, django
     assert "1 dataset(s) resumed after their last committed chunk." in page
     queued = [(job.args, job.kwargs) for job in jobs.enqueued(process_large_dataset)]
     assert queued == [((dataset.pk,), {"after_id": 41})]
+
+
+def test_resume_queues_a_cancelled_price_batch(client, jobs, django_capture_on_commit_callbacks):
+    login_staff(client, "view_pricebatch", "process_pricebatch")
+    job_batch = Batch.objects.create(description="Price batch", status=Batch.Status.CANCELLED)
+    cancelled = PriceBatch.objects.create(description="Winter", job_batch=job_batch, cursor=7)
+    never_started = PriceBatch.objects.create(description="Spring")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        page = run_action(client, "pricebatch", "resume_batches", [cancelled.pk, never_started.pk]).content.decode()
+
+    assert "1 price batch(es) resumed" in page and "1 price batch(es) skipped: not cancelled." in page
+    assert [job.args for job in jobs.enqueued(process_batch)] == [(cancelled.pk,)]
+    assert Batch.objects.get().status == Batch.Status.RUNNING

@@ -1,4 +1,4 @@
-"""Long jobs asked to stop: an import and a dataset keep what they committed, end cancelled, and resume from there."""
+"""Long jobs asked to stop (imports, datasets, price batches) keep what they committed and resume from there."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from decimal import Decimal
 
 import pytest
 
-from orders.models import Dataset, Import, InventoryAudit, Order, Product
+from orders.models import Dataset, Import, InventoryAudit, Order, PriceBatch, PriceBatchItem, Product
 from orders.services.datasets import dataset_process_chunk, dataset_resume
 from orders.services.imports import import_resume, import_run
-from orders.tasks import import_data, process_large_dataset
+from orders.services.price_batches import price_batch_resume, price_batch_start
+from orders.tasks import import_data, process_batch, process_item, process_large_dataset
 from tests.orders.factories import make_import, make_order, make_product, products_csv
+from workers.models import Batch
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +92,43 @@ def test_a_dataset_asked_to_stop_commits_its_chunk_and_resumes_after_it(
     # Then the chunk after its cursor is queued
     assert [job.kwargs for job in jobs.enqueued(process_large_dataset)] == [{"after_id": orders[1].pk}]
     assert Dataset.objects.get().status == Dataset.Status.RUNNING
+
+
+def test_a_price_batch_asked_to_stop_keeps_the_jobs_it_queued_and_resumes_after_them(
+    jobs, django_capture_on_commit_callbacks
+):
+    # Given a price batch of 2,500 items, queued 1,000 a chunk
+    batch = PriceBatch.objects.create(description="Winter prices")
+    products = Product.objects.bulk_create(
+        Product(sku=f"P-{n:05d}", name=f"Product {n}", price=Decimal("10.00"), stock=1) for n in range(2500)
+    )
+    PriceBatchItem.objects.bulk_create(
+        PriceBatchItem(batch=batch, product=product, new_price=Decimal("12.50")) for product in products
+    )
+
+    # When its start is asked to stop after its first chunk
+    with django_capture_on_commit_callbacks(execute=True):
+        stopped = price_batch_start(batch_id=batch.pk, should_stop=stop_after(1))
+
+    # Then the first 1,000 items' jobs are queued, and the job batch is cancelled, not sealed
+    first = [job.args[0] for job in jobs.enqueued(process_item)]
+    assert len(first) == 1000 and stopped.cursor == max(first)
+    job_batch = Batch.objects.get()
+    assert (job_batch.status, job_batch.sealed, job_batch.total) == (Batch.Status.CANCELLED, False, 1000)
+    # And a late delivery of its job queues nothing more
+    with django_capture_on_commit_callbacks(execute=True):
+        price_batch_start(batch_id=batch.pk)
+    assert len(jobs.enqueued(process_item)) == 1000
+
+    # When it is resumed and its job runs
+    with django_capture_on_commit_callbacks(execute=True):
+        assert price_batch_resume(batch_id=batch.pk)
+    assert [job.args for job in jobs.enqueued(process_batch)] == [(batch.pk,)]
+    with django_capture_on_commit_callbacks(execute=True):
+        price_batch_start(batch_id=batch.pk)
+
+    # Then every item is queued once, in the one job batch, now sealed
+    queued = [job.args[0] for job in jobs.enqueued(process_item)]
+    assert len(queued) == len(set(queued)) == 2500
+    job_batch.refresh_from_db()
+    assert (job_batch.status, job_batch.sealed, job_batch.total) == (Batch.Status.RUNNING, True, 2500)
