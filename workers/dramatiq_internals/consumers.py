@@ -65,7 +65,7 @@ return moved
 
 
 class ConsumerConnectionLost(ConnectionClosed, redis.ConnectionError):
-    """Redis went away under a consumer thread: a connection error to the thread's loop and to redis-py callers alike."""
+    """Redis went away under a consumer thread: a connection error to its loop and to redis-py callers alike."""
 
 
 class GuardedRedisBroker(RedisBroker):
@@ -134,13 +134,16 @@ class GuardedRedisConsumer(_RedisConsumer):
         self.outstanding: set[str] = outstanding if outstanding is not None else set()
         self.orphans_pending = restarted
 
+    # A message stays outstanding until Redis has its ack: one whose ack failed (Redis away) is
+    # still in the ack set, and must not be taken back as an orphan and run a second time while
+    # the consumer thread retries the ack.
     def ack(self, message):
-        self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
         super().ack(message)
+        self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
 
     def nack(self, message):
-        self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
         super().nack(message)
+        self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
 
     def requeue(self, messages):
         # Called as the consumer closes, often because Redis is away: what cannot go back now
