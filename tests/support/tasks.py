@@ -143,3 +143,10 @@ def unique_retried_later(key: str) -> None:
     record(key)
     if len(recorded(key)) == 1:
         raise ConnectionError("the far side is down")
+
+
+@dramatiq.actor(queue_name="urgent", max_retries=3, retry_backoff=lambda retries: 1200)
+def gateway_down(key: str) -> None:
+    """Fails every attempt and is retried twenty minutes later, as a payment is while its gateway is down."""
+    record(key)
+    raise ConnectionError("the gateway is down")

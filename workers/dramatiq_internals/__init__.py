@@ -11,8 +11,9 @@ changes underneath, and a system check refuses to start on a Dramatiq this was n
   letters), for bulk sends, housekeeping, unique locks and the dashboard.
 - ``consumers``: broker subclasses whose consumers refuse malformed bodies one by one and take
   back what a lost connection dropped from memory.
-- ``worker``: the consumer thread's prefetch, the worker's log texts, and its message loop as
-  the in-process test harness replays it.
+- ``holdings``: which worker holds which ack set, and whether that worker is alive.
+- ``worker``: the consumer thread's prefetch, the work queue (what waits for a thread), the
+  worker's log texts, and its message loop as the in-process test harness replays it.
 """
 
 from __future__ import annotations

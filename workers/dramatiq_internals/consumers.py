@@ -12,6 +12,10 @@ lives. Here each fetched body is decoded on its own (size, signature and shape a
 and the start of its body, and moved to the broker's dead-letter queue, and the consumer goes
 on to the next. A body that does not decode carries no readable Redis message id, so the id is
 found by matching the body against this consumer's own ack set (at most ``prefetch`` ids).
+
+A consumer of a paused queue (``workers.pauses``) fetches nothing, and puts back what its
+worker took of that queue and has not started; a delay queue is never paused, so delayed
+messages still move to their queue when due and wait there.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.logging import get_logger
 
 from workers.dramatiq_internals.keys import REDIS_ID_OPTION, acks_key, messages_key, queue_key
-from workers.dramatiq_internals.worker import delayed_redis_ids, in_consumer_thread
-from workers.signing import MalformedMessage, MessageRefused
+from workers.dramatiq_internals.worker import delayed_redis_ids, in_consumer_thread, withdraw_waiting
+from workers.signing import MalformedMessage, MessageRefused, unwrap
 
 # KEYS: the consumer's ack set, the queue's message hash; ARGV: a fetched body.
 # Returns the id under which this consumer fetched that body, or nil.
@@ -64,6 +68,30 @@ return moved
 """
 
 
+# KEYS: the consumer's ack set, the queue, the queue's message hash; ARGV: ids, first in line first.
+# Each id still in the ack set goes back to the head of the queue, in ARGV's order. Returns how many.
+REQUEUE_HELD = """
+local moved = 0
+for i = #ARGV, 1, -1 do
+    if redis.call("srem", KEYS[1], ARGV[i]) == 1 and redis.call("hexists", KEYS[3], ARGV[i]) == 1 then
+        redis.call("lpush", KEYS[2], ARGV[i])
+        moved = moved + 1
+    end
+end
+return moved
+"""
+
+#: Seconds a consumer of a paused queue waits before it looks again.
+PAUSED_POLL = 0.5
+
+
+def is_paused(broker, queue_name: str) -> bool:
+    """True if ``queue_name`` is a queue (not a delay queue) that is paused; a delay queue never is."""
+    from workers.pauses import paused_view  # models load after the broker is built
+
+    return q_name(queue_name) == queue_name and queue_name in paused_view(broker)
+
+
 class ConsumerConnectionLost(ConnectionClosed, redis.ConnectionError):
     """Redis went away under a consumer thread: a connection error to its loop and to redis-py callers alike."""
 
@@ -76,6 +104,7 @@ class GuardedRedisBroker(RedisBroker):
         super().__init__(**options)
         self.find_fetched_script = self.client.register_script(FIND_FETCHED)
         self.requeue_orphans_script = self.client.register_script(REQUEUE_ORPHANS)
+        self.requeue_held_script = self.client.register_script(REQUEUE_HELD)
         #: Per queue: the Redis ids handed to the worker and not yet acknowledged, shared by
         #: every consumer the worker makes of that queue in turn.
         self.outstanding: dict[str, set[str]] = {}
@@ -120,6 +149,11 @@ class GuardedRedisBroker(RedisBroker):
         ]
         return int(self.requeue_orphans_script(keys=keys, args=sorted(keep)))
 
+    def requeue_held(self, queue_name: str, redis_ids: list[str]) -> int:
+        """Put these ids of this worker's ack set of ``queue_name`` back at the head of the queue, in order."""
+        keys = [acks_key(self, self.broker_id, queue_name), queue_key(self, queue_name), messages_key(self, queue_name)]
+        return int(self.requeue_held_script(keys=keys, args=redis_ids)) if redis_ids else 0
+
     def find_fetched(self, queue_name: str, data: bytes) -> str | None:
         """The Redis id under which this broker's consumer of ``queue_name`` fetched ``data``."""
         keys = [acks_key(self, self.broker_id, queue_name), messages_key(self, queue_name)]
@@ -133,6 +167,7 @@ class GuardedRedisConsumer(_RedisConsumer):
         self.logger = get_logger(__name__, type(self))
         self.outstanding: set[str] = outstanding if outstanding is not None else set()
         self.orphans_pending = restarted
+        self.standing_down = False
 
     # A message stays outstanding until Redis has its ack: one whose ack failed (Redis away) is
     # still in the ack set, and must not be taken back as an orphan and run a second time while
@@ -167,12 +202,45 @@ class GuardedRedisConsumer(_RedisConsumer):
                 "Put back %d message(s) of queue %r dropped with a lost connection.", moved, self.queue_name
             )
 
+    def _stand_down(self) -> None:
+        # A paused queue's messages this worker took and has not started go back to the head of
+        # the queue: those waiting for a worker thread, and those fetched but not handed out yet.
+        withdrawn = withdraw_waiting(threading.current_thread(), self.queue_name)
+        redis_ids = []
+        for message in withdrawn:
+            self.queued_message_ids.discard(message.message_id)
+            self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
+            redis_ids.append(message.options.get(REDIS_ID_OPTION))
+        unread = []
+        for data in self.message_cache:
+            fields = unwrap(data) if data is not None else None
+            options = fields.get("options") if isinstance(fields, dict) else None
+            redis_id = options.get(REDIS_ID_OPTION) if isinstance(options, dict) else None
+            if isinstance(redis_id, str):
+                redis_ids.append(redis_id)
+            else:
+                unread.append(data)  # refused once the queue is resumed
+        self.message_cache = unread
+        moved = self.broker.requeue_held(self.queue_name, [redis_id for redis_id in redis_ids if redis_id])
+        if moved:
+            self.logger.info("Queue %r is paused: put back %d message(s) not started.", self.queue_name, moved)
+
     def __next__(self):
         # Dramatiq's loop (pop from the prefetched cache, else fetch up to the prefetch, else
         # back off), with each body decoded by ``_admit``, which never raises.
         try:
             if self.orphans_pending:
                 self._take_back_orphans()
+            if is_paused(self.broker, self.queue_name):
+                if not self.standing_down:
+                    self.standing_down = True
+                    self.logger.info("Queue %r is paused: taking none of its messages.", self.queue_name)
+                self._stand_down()
+                time.sleep(PAUSED_POLL)
+                return None
+            if self.standing_down:
+                self.standing_down = False
+                self.logger.info("Queue %r is resumed.", self.queue_name)
             while True:
                 if self.message_cache:
                     data = self.message_cache.pop(0)
@@ -232,6 +300,14 @@ class GuardedRabbitmqConsumer(_RabbitmqConsumer):
         # dead-letters it); here it is also recorded, and a message without a usable shape is
         # refused before the consumer thread trips over it.
         try:
+            if is_paused(self.broker, self.queue_name):
+                # What RabbitMQ already pushed to this consumer stays unacknowledged in its buffer;
+                # what waits for a worker thread goes back to the queue.
+                for message in withdraw_waiting(threading.current_thread(), self.queue_name):
+                    self.known_tags.discard(message._tag)
+                    self.channel.basic_nack(message._tag, requeue=True)
+                self.connection.sleep(PAUSED_POLL)  # keeps the connection's heartbeats going
+                return None
             method, _properties, body = next(self.iterator)
             if method is None:
                 return None
