@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import OperationalError
 from dramatiq import Message
 
 from tests.support.users import login_staff
@@ -146,3 +147,21 @@ def test_managing_the_schedule_needs_its_permission(client, jobs, redis_client):
     assert not Pause.objects.exists()
     jobs.assert_nothing_enqueued()
     assert not OperatorAction.objects.exists()
+
+
+def test_the_scheduler_keeps_the_last_pauses_it_read_while_the_database_is_away(monkeypatch, caplog):
+    # Given a paused job, read once
+    Pause.objects.create(kind="schedule", name=JOB)
+    pauses = SchedulePauses(interval=0)
+    assert pauses() == {JOB}
+
+    # When the database cannot be read, twice
+    def away():
+        raise OperationalError("the database is away")
+
+    monkeypatch.setattr("workers.schedule_pauses.paused_schedules", away)
+    first, second = pauses(), pauses()
+
+    # Then the job stays paused, and one warning says so
+    assert first == second == {JOB}
+    assert len([r for r in caplog.records if "Cannot read the paused recurring jobs" in r.getMessage()]) == 1
