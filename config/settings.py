@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_dramatiq",
+    "django_tasks",
     # dramatiq-crontab's @cron registry is used without its app: its `crontab` command, with a
     # lock of its own, would double the runs of `runscheduler`.
     "workers",
@@ -226,6 +227,12 @@ DRAMATIQ_BROKER = {
     ],
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+# TASKS: Django's tasks API (django-tasks, django.tasks in Django 6) on the platform's workers: each
+# @task is an actor of its own, enqueued through the outbox. https://docs.djangoproject.com/en/6.0/topics/tasks/
+TASKS = {"default": {"BACKEND": "workers.tasks_backend.DramatiqBackend"}}
+# Seconds a task's result (status, return value, errors) is kept after its last change.
+TASK_RESULT_TTL = int(os.environ.get("TASK_RESULT_TTL", str(24 * 3600)))
 
 # SCHEDULER: `manage.py runscheduler` sends the jobs declared with @cron. Any number may run; one
 # leads under a Redis lock that it renews every SCHEDULER_LOCK_RENEW seconds (at most half the
