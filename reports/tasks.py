@@ -1,4 +1,4 @@
-"""Report actors and their schedule: each takes plain values, calls one service, lets exceptions speak."""
+"""Report jobs and their schedule: each takes plain values, calls one service, lets exceptions speak."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime
 
 import dramatiq
 from django.utils import timezone
+from django_tasks import task
 from dramatiq.middleware import CurrentMessage
 from dramatiq_crontab import cron
 
@@ -14,6 +15,7 @@ from reports.services.daily import report_daily_build
 from reports.services.mail import report_mail_fail, report_mail_send
 from workers import queues
 from workers.schedules import FIRE_TIME_OPTION
+from workers.tasks_backend import job_options
 
 
 @cron("5 0 * * *")
@@ -34,16 +36,18 @@ def _sent_at() -> datetime:
     return datetime.fromisoformat(fire_time) if fire_time else message.message_datetime
 
 
-@dramatiq.actor(queue_name=queues.MAILERS, max_retries=10)
+# The report mail is a task (Django's tasks API): its service enqueues it with send_report_mail.enqueue(),
+# and the result, the mail's status or each failed attempt's error, is kept for TASK_RESULT_TTL.
+@task(queue_name=queues.MAILERS)
+@job_options(max_retries=10)
 def send_report_mail_exhausted(mail_id: int, error: str) -> None:
     report_mail_fail(mail_id=mail_id, error=error)
 
 
-@dramatiq.actor(
-    queue_name=queues.MAILERS,
-    max_retries=5,
-    retry_backoff=lambda count: 60 * (count + 1),
-    on_retries_exhausted=send_report_mail_exhausted,
+@task(queue_name=queues.MAILERS)
+@job_options(
+    max_retries=5, retry_backoff=lambda count: 60 * (count + 1), on_retries_exhausted=send_report_mail_exhausted
 )
-def send_report_mail(mail_id: int) -> None:
-    report_mail_send(mail_id=mail_id)
+def send_report_mail(mail_id: int) -> str:
+    """Send the report's mail once; returns its status ("sent")."""
+    return report_mail_send(mail_id=mail_id).status

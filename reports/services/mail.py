@@ -11,7 +11,6 @@ from django.template.loader import render_to_string
 from orders.services.emails import mail_fail, mail_send_once
 from reports.formats import product_rows, report_csv, report_table, report_title, summary_rows
 from reports.models import Report, ReportMail
-from workers.enqueue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ def report_mail_queue(*, report: Report) -> ReportMail | None:
     if created:
         from reports.tasks import send_report_mail
 
-        enqueue_on_commit(send_report_mail, mail.pk)
+        send_report_mail.enqueue(mail.pk)  # after commit, through the outbox
     return mail
 
 

@@ -121,7 +121,9 @@ def test_the_scheduler_sends_the_job_after_midnight_for_the_day_that_just_ended(
     assert len(mail.outbox) == 1
 
 
-def test_a_report_mail_that_cannot_be_sent_is_retried_then_marked_failed_by_its_callback(sales, perform_jobs):
+def test_a_report_mail_that_cannot_be_sent_is_retried_then_marked_failed_by_its_callback(
+    sales, perform_jobs, django_capture_on_commit_callbacks
+):
     # Given an SMTP server that drops every connection
     with mock.patch("django.core.mail.EmailMessage.send", side_effect=smtplib.SMTPServerDisconnected("gone")):
         # When the report is built and its mail job runs out of retries
@@ -132,12 +134,14 @@ def test_a_report_mail_that_cannot_be_sent_is_retried_then_marked_failed_by_its_
     report_mail = ReportMail.objects.get()
     assert (report_mail.status, report_mail.attempts, report_mail.sent_at) == ("failed", 6, None)
     assert report_mail.error == "SMTPServerDisconnected: gone"
-    assert DeadLetter.objects.get(actor_name="send_report_mail").reason == "exhausted"
+    assert DeadLetter.objects.get(actor_name="reports.tasks.send_report_mail").reason == "exhausted"
     assert mail.outbox == []
 
-    # And a replay of the job (as from the dead letters) sends it once
-    send_report_mail.send(mail_id=report_mail.pk)
+    # And a job sent again (as from the dead letters) sends it once, and says so in its result
+    with django_capture_on_commit_callbacks(execute=True):
+        result = send_report_mail.enqueue(mail_id=report_mail.pk)
     perform_jobs()
     report_mail.refresh_from_db()
     assert (report_mail.status, report_mail.error) == ("sent", "")
     assert len(mail.outbox) == 1
+    assert send_report_mail.get_result(result.id).return_value == "sent"

@@ -42,7 +42,7 @@ def test_building_twice_keeps_the_first_report_and_queues_one_mail(django_captur
     assert list(ReportMail.objects.values_list("key", "recipients")) == [
         ("report-mailed:daily:2025-11-27", ["owner@example.com", "accounts@example.com"])
     ]
-    assert len(jobs.enqueued("send_report_mail")) == 1
+    assert len(jobs.enqueued("reports.tasks.send_report_mail")) == 1
 
 
 def test_force_computes_the_report_again_in_place_without_a_second_mail(django_capture_on_commit_callbacks, jobs):
@@ -58,7 +58,7 @@ def test_force_computes_the_report_again_in_place_without_a_second_mail(django_c
     assert forced.pk == first.pk
     assert (forced.data["orders"], forced.data["revenue"]) == (2, "60.00")
     assert Report.objects.get().data["revenue"] == "60.00"
-    assert ReportMail.objects.count() == 1 and len(jobs.enqueued("send_report_mail")) == 1
+    assert ReportMail.objects.count() == 1 and len(jobs.enqueued("reports.tasks.send_report_mail")) == 1
 
 
 def test_without_mail_or_recipients_nothing_is_queued(django_capture_on_commit_callbacks, jobs, settings):
