@@ -8,6 +8,7 @@ import pytest
 from tests.support import tasks
 from tests.support.users import login_staff
 from workers.cancellation import delayed_jobs, requests, run_now
+from workers.middleware.unique import DuplicateJob
 from workers.models import OperatorAction
 
 pytestmark = pytest.mark.django_db
@@ -48,3 +49,18 @@ def test_run_now_finds_the_delayed_copy_on_the_stub_broker(jobs):
 
     assert (copy.queue_name, copy.args) == ("default", ("k",)) and "eta" not in copy.options
     assert copy.message_id != delayed.message_id and requests(broker).contains(delayed.message_id)
+
+
+def test_run_now_hands_a_unique_jobs_lock_to_its_copy(jobs):
+    # Given a unique job waiting for its eta, holding its lock
+    delayed = tasks.unique_flaky.send_with_options(args=("u",), delay=600_000)
+    with pytest.raises(DuplicateJob):
+        tasks.unique_flaky.send("u")
+
+    # When it is run now
+    copy = run_now(delayed_jobs([delayed.message_id])[delayed.message_id])
+
+    # Then the copy was sent (not dropped as its original's twin), and it holds the lock now
+    assert [job.message_id for job in jobs.enqueued(tasks.unique_flaky) if not job.delayed] == [copy.message_id]
+    with pytest.raises(DuplicateJob):
+        tasks.unique_flaky.send("u")

@@ -1,0 +1,75 @@
+"""The Cancellation middleware in-process: a cancelled job is skipped, gives its lock back and ends its batch job."""
+
+from __future__ import annotations
+
+import dramatiq
+import pytest
+from django.db import transaction
+
+from workers.batches import batch_add, batch_open, batch_seal
+from workers.cancellation import raise_if_cancelled, request_cancel
+from workers.models import Batch, DeadLetter
+
+pytestmark = pytest.mark.django_db
+
+runs: list[str] = []
+
+
+@dramatiq.actor(queue_name="default", unique="until_executed")
+def cancellable(key: str) -> None:
+    runs.append(key)
+
+
+@dramatiq.actor(queue_name="default", max_retries=3)
+def stops_when_asked(key: str) -> None:
+    runs.append(key)
+    request_cancel(dramatiq.middleware.CurrentMessage.get_current_message().message_id)
+    raise_if_cancelled()
+
+
+@pytest.fixture(autouse=True)
+def no_runs():
+    runs.clear()
+
+
+def test_a_cancelled_unique_job_is_skipped_and_gives_its_lock_back(jobs):
+    # Given a unique job waiting, cancelled
+    message = cancellable.send("k")
+    request_cancel(message.message_id)
+
+    # When it comes to run
+    jobs.drain()
+
+    # Then it did not run, nor became a dead letter, and the same job can be sent again at once
+    assert runs == [] and jobs.dead_letters == [] and not DeadLetter.objects.exists()
+    cancellable.send("k")
+    jobs.drain()
+    assert runs == ["k"]
+
+
+def test_a_job_that_stops_when_asked_ends_cancelled_not_retried(jobs):
+    stops_when_asked.send("once")
+
+    jobs.drain()
+
+    assert runs == ["once"]
+    assert jobs.enqueued() == [] and jobs.dead_letters == [] and not DeadLetter.objects.exists()
+
+
+def test_a_cancelled_batch_job_ends_its_place_in_the_batch(jobs, django_capture_on_commit_callbacks):
+    # Given a sealed batch of two jobs, one of them cancelled
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        batch = batch_open(description="two")
+        batch_add(batch, [cancellable.message("a"), cancellable.message("b")])
+        batch_seal(batch)
+    cancelled = next(job for job in jobs.enqueued(cancellable) if job.args == ("a",))
+    request_cancel(cancelled.message_id)
+
+    # When both come to run
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.drain()
+
+    # Then the batch is finished, the cancelled job counted as not succeeded
+    batch.refresh_from_db()
+    assert runs == ["b"]
+    assert (batch.status, batch.succeeded, batch.failed, batch.pending) == (Batch.Status.COMPLETE, 1, 1, 0)
