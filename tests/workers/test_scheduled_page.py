@@ -64,3 +64,23 @@ def test_run_now_hands_a_unique_jobs_lock_to_its_copy(jobs):
     assert [job.message_id for job in jobs.enqueued(tasks.unique_flaky) if not job.delayed] == [copy.message_id]
     with pytest.raises(DuplicateJob):
         tasks.unique_flaky.send("u")
+
+
+def test_a_message_id_that_is_not_one_is_refused(client):
+    login_staff(client, "view_console_scheduled", "cancel_job")
+
+    page = client.post("/admin/jobs/scheduled/", {"action": "cancel", "message_id": "x" * 65}, follow=True)
+
+    assert "nothing was done" in page.content.decode()
+    assert not OperatorAction.objects.exists()
+
+
+def test_staff_who_may_act_get_a_box_per_job_and_the_two_actions(client, jobs):
+    login_staff(client, "view_console_scheduled", "cancel_job")
+    delayed = tasks.noop.send_with_options(args=("k",), delay=600_000)
+
+    page = client.get("/admin/jobs/scheduled/").content.decode()
+
+    assert f'name="message_id" value="{delayed.message_id}"' in page
+    assert "<td>noop</td><td>default</td>" in page and "(in 9\xa0minutes)" in page
+    assert "Run selected now" in page and "Cancel selected" in page and "Cancel a job by its message id" in page

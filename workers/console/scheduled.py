@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dramatiq
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -21,6 +23,8 @@ from workers.redaction import redact
 LIST_LIMIT = 500
 #: The permission every action of this page needs.
 ACTION_PERMISSION = "workers.cancel_job"
+#: What a message id looks like (Dramatiq's are UUIDs): anything else is refused before it reaches Redis.
+MESSAGE_ID = re.compile(r"^[\w-]{1,64}$")
 
 
 @console_page("scheduled", "Scheduled", permission="workers.view_console_scheduled")
@@ -51,6 +55,9 @@ def _act(request, broker: dramatiq.Broker):
     ids = [each.strip() for each in request.POST.getlist("message_id") if each.strip()][:LIST_LIMIT]
     if action not in ("cancel", "run_now") or not ids:
         messages.warning(request, "Tick at least one job, or give a message id, and choose an action.")
+        return redirect(request.path)
+    if not all(MESSAGE_ID.match(each) for each in ids):
+        messages.error(request, "A message id is letters, digits and dashes (a UUID); nothing was done.")
         return redirect(request.path)
     try:
         with transaction.atomic():
