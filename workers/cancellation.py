@@ -125,6 +125,34 @@ def raise_if_cancelled() -> None:
         raise JobCancelled(f"{message.actor_name} {message.message_id} was asked to stop")
 
 
+def cancel_batch(batch_id: int, *, broker: dramatiq.Broker | None = None) -> int:
+    """Cancel every job of a batch that has not ended (a report backfill, say); returns how many were asked.
+
+    The batch is finished as cancelled at once, and sends no callback; its jobs that are running
+    end as they do, and those still waiting are skipped, each counted as it comes up. Nothing
+    a job stored is undone: a backfill run again finds its stored days and computes the others.
+    """
+    from django.db import transaction
+    from django.utils import timezone
+
+    from workers.models import Batch, BatchJob
+
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch_id)
+        if batch.finished_at is not None:
+            return 0
+        batch.status, batch.finished_at = Batch.Status.CANCELLED, timezone.now()
+        batch.save(update_fields=["status", "finished_at"])
+        pending = list(
+            BatchJob.objects.filter(batch_id=batch_id, status=BatchJob.Status.PENDING).values_list(
+                "message_id", flat=True
+            )
+        )
+    for message_id in pending:
+        request_cancel(message_id, broker=broker)
+    return len(pending)
+
+
 def release_unique_lock(broker: dramatiq.Broker, message) -> None:
     """Give back the unique lock a cancelled message holds, so that its job can be sent again (a resume)."""
     from workers.middleware.unique import KEY_OPTION, UniqueJobs

@@ -60,8 +60,9 @@ def price_batch_resume(*, batch_id: int) -> bool:
     """Queue a cancelled price batch's job again, to queue the items after its cursor; False if not cancelled."""
     with transaction.atomic():
         batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=batch_id)
-        if batch.job_batch is None or batch.job_batch.status != Batch.Status.CANCELLED:
-            return False
+        job_batch = batch.job_batch
+        if job_batch is None or job_batch.status != Batch.Status.CANCELLED or job_batch.finished_at is not None:
+            return False  # not cancelled, or its waiting jobs were cancelled too: nothing to go on with
         Batch.objects.filter(pk=batch.job_batch_id).update(status=Batch.Status.RUNNING)
         enqueue_on_commit(PROCESS_BATCH, batch.pk)
     logger.info("price batch %s resumed after item %s", batch_id, batch.cursor)

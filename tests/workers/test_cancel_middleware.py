@@ -1,4 +1,4 @@
-"""The Cancellation middleware in-process: a cancelled job is skipped, gives its lock back and ends its batch job."""
+"""Cancelling in-process: a cancelled job is skipped, gives its lock back and ends its place in its batch."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import dramatiq
 import pytest
 from django.db import transaction
 
+from tests.support.users import login_staff
 from workers.batches import batch_add, batch_open, batch_seal
 from workers.cancellation import raise_if_cancelled, request_cancel
-from workers.models import Batch, DeadLetter
+from workers.models import Batch, DeadLetter, OperatorAction
 
 pytestmark = pytest.mark.django_db
 
@@ -73,3 +74,28 @@ def test_a_cancelled_batch_job_ends_its_place_in_the_batch(jobs, django_capture_
     batch.refresh_from_db()
     assert runs == ["b"]
     assert (batch.status, batch.succeeded, batch.failed, batch.pending) == (Batch.Status.COMPLETE, 1, 1, 0)
+
+
+def test_cancelling_a_batch_skips_its_waiting_jobs_and_finishes_it_cancelled(
+    client, jobs, django_capture_on_commit_callbacks
+):
+    # Given a backfill-like batch of three waiting jobs
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        batch = batch_open(description="Daily reports", on_complete=cancellable)
+        batch_add(batch, [cancellable.message(day) for day in ("d1", "d2", "d3")])
+        batch_seal(batch)
+
+    # When staff cancel the batch from the console
+    login_staff(client, "view_console_scheduled", "cancel_job")
+    page = client.post(
+        "/admin/jobs/scheduled/", {"action": "cancel_batch", "batch_id": batch.pk, "token": "b"}, follow=True
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.drain()
+
+    # Then none ran, the batch is cancelled with each job counted, no callback was sent, and it is audited
+    assert f"Cancelled batch {batch.pk}: 3 job(s)" in page.content.decode()
+    batch.refresh_from_db()
+    assert runs == []
+    assert (batch.status, batch.pending, batch.succeeded, batch.failed) == (Batch.Status.CANCELLED, 0, 0, 3)
+    assert OperatorAction.objects.get().action == "cancel_batch"

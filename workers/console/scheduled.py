@@ -12,10 +12,11 @@ from django.shortcuts import redirect
 from django.utils import timezone
 
 from workers import queues
-from workers.cancellation import delayed_jobs, release_unique_lock, request_cancel, run_now
+from workers.cancellation import cancel_batch, delayed_jobs, release_unique_lock, request_cancel, run_now
 from workers.console.audit import AlreadyDone, new_token, record_action
 from workers.console.pages import console_page, render
 from workers.middleware.unique import DuplicateJob
+from workers.models import Batch
 from workers.monitoring import delayed_messages
 from workers.redaction import redact
 
@@ -52,6 +53,8 @@ def _act(request, broker: dramatiq.Broker):
     if not request.user.has_perm(ACTION_PERMISSION):
         raise PermissionDenied
     action = request.POST.get("action")
+    if action == "cancel_batch":
+        return _cancel_batch(request, broker)
     ids = [each.strip() for each in request.POST.getlist("message_id") if each.strip()][:LIST_LIMIT]
     if action not in ("cancel", "run_now") or not ids:
         messages.warning(request, "Tick at least one job, or give a message id, and choose an action.")
@@ -88,4 +91,25 @@ def _act(request, broker: dramatiq.Broker):
         messages.warning(request, f"{len(gone)} job(s) were no longer delayed (started already): {', '.join(gone)}.")
     if dropped:
         messages.warning(request, f"{len(dropped)} unique job(s) have a twin queued, which runs instead.")
+    return redirect(request.path)
+
+
+def _cancel_batch(request, broker: dramatiq.Broker):
+    """Cancel every job of one batch that has not ended (a report backfill, a price batch's items)."""
+    batch = (
+        Batch.objects.filter(pk=int(request.POST["batch_id"])).first()
+        if request.POST.get("batch_id", "").isdigit()
+        else None
+    )
+    if batch is None:
+        messages.warning(request, "No such batch.")
+        return redirect(request.path)
+    try:
+        with transaction.atomic():
+            record_action(request, "cancel_batch", count=batch.pending, target=f"batch {batch.pk}: {batch.description}")
+    except AlreadyDone:
+        messages.info(request, "That form was sent already; nothing was done again.")
+        return redirect(request.path)
+    asked = cancel_batch(batch.pk, broker=broker)
+    messages.success(request, f"Cancelled batch {batch.pk}: {asked} job(s) that had not ended.")
     return redirect(request.path)
