@@ -63,6 +63,7 @@ def render(request, template: str, context: dict, *, title: str) -> TemplateResp
         "console_pages": [page for page in PAGES if request.user.has_perm(page.permission)],
         "current_path": request.path,
         "refresh_ms": settings.CONSOLE_REFRESH_MS,
+        "refresh_seconds": settings.CONSOLE_REFRESH_MS / 1000,
         **context,
     }
     return TemplateResponse(request, template, context)
