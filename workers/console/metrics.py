@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
+from django.db.models import IntegerField, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from workers.console.charts import Series, line_chart
@@ -14,6 +18,11 @@ from workers.history import DURATION_BUCKETS_MS, percentile_ms
 from workers.models import JobMinute
 from workers.queues import names as queue_names
 
+#: The long windows' figures are kept this many seconds per minute of a chart point (a minute
+#: row is read and summed once, not on every refresh of the page); the last hour is always read afresh.
+CACHE_SECONDS_PER_STEP_MINUTE = 4
+#: The counts of a minute row, in the order of :class:`Totals`.
+COUNTS = ("succeeded", "failed", "retried", "cancelled")
 #: Window name -> (length, minutes per chart point): about a hundred to three hundred points a chart.
 WINDOWS = {"1h": (timedelta(hours=1), 1), "24h": (timedelta(hours=24), 5), "72h": (timedelta(hours=72), 15)}
 
@@ -28,13 +37,13 @@ class Totals:
     cancelled: int = 0
     durations: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS_MS) + 1))
 
-    def add(self, succeeded: int, failed: int, retried: int, cancelled: int, durations: list[int]) -> None:
-        self.succeeded += succeeded
-        self.failed += failed
-        self.retried += retried
-        self.cancelled += cancelled
-        for index, count in enumerate(durations[: len(self.durations)]):
-            self.durations[index] += count
+    def add(self, sums: list) -> None:
+        """Add a row of summed counts (in the order of COUNTS) and histogram buckets; None counts as 0."""
+        self.succeeded += sums[0] or 0
+        self.failed += sums[1] or 0
+        self.retried += sums[2] or 0
+        self.cancelled += sums[3] or 0
+        self.durations = [mine + (theirs or 0) for mine, theirs in zip(self.durations, sums[4:], strict=True)]
 
     @property
     def runs(self) -> int:
@@ -57,25 +66,39 @@ class Totals:
 def metrics_series(
     *, since: datetime, step_minutes: int, actor: str = "", queue: str = ""
 ) -> tuple[dict[datetime, Totals], dict[str, Totals], dict[str, Totals]]:
-    """Totals per chart point (``step_minutes`` wide) since ``since``, and over the window per actor and per queue."""
+    """Totals per chart point (``step_minutes`` wide) since ``since``, and over the window per actor and per queue.
+
+    The database sums the counts and each histogram bucket (two grouped queries: per minute, per
+    actor and queue), so the page reads a row per minute or per actor and queue, not one per
+    minute, actor, queue and worker process.
+    """
     rows = JobMinute.objects.filter(minute__gte=since)
     if actor:
         rows = rows.filter(actor_name=actor)
     if queue:
         rows = rows.filter(queue_name=queue)
+    step = step_minutes * 60
     points: dict[datetime, Totals] = {}
+    for minute, *sums in _summed(rows, "minute"):
+        slot = datetime.fromtimestamp(int(minute.timestamp()) // step * step, minute.tzinfo)
+        totals = points.get(slot)
+        if totals is None:
+            totals = points[slot] = Totals()
+        totals.add(sums)
     by_actor: dict[str, Totals] = {}
     by_queue: dict[str, Totals] = {}
-    step = step_minutes * 60
-    columns = ("minute", "actor_name", "queue_name", "succeeded", "failed", "retried", "cancelled", "durations")
-    for minute, actor_name, queue_name, *counts in rows.values_list(*columns).iterator(chunk_size=5000):
-        slot = datetime.fromtimestamp(int(minute.timestamp()) // step * step, minute.tzinfo)
-        for bucket, key in ((points, slot), (by_actor, actor_name), (by_queue, queue_name)):
-            totals = bucket.get(key)
-            if totals is None:
-                totals = bucket[key] = Totals()
-            totals.add(*counts)
+    for actor_name, queue_name, *sums in _summed(rows, "actor_name", "queue_name"):
+        by_actor.setdefault(actor_name, Totals()).add(sums)
+        by_queue.setdefault(queue_name, Totals()).add(sums)
     return points, by_actor, by_queue
+
+
+def _summed(rows, *by: str) -> list[tuple]:
+    """Rows of ``by`` then the summed counts (in the order of COUNTS) and histogram buckets."""
+    sums = {name: Sum(name) for name in COUNTS}
+    for index in range(len(DURATION_BUCKETS_MS) + 1):
+        sums[f"bucket_{index}"] = Sum(Cast(KT(f"durations__{index}"), IntegerField()))
+    return list(rows.order_by().values(*by).annotate(**sums).values_list(*by, *sums))
 
 
 def metrics_charts(points: dict[datetime, Totals], *, since: datetime, now: datetime, step_minutes: int) -> list:
@@ -110,11 +133,18 @@ def metrics(request):
     queue = request.GET.get("queue", "").strip()
     now = timezone.now()
     since = now - length
-    points, by_actor, by_queue = metrics_series(since=since, step_minutes=step_minutes, actor=actor, queue=queue)
+    key = f"workers:console:metrics:{window}:{actor}:{queue}"
+    cached = cache.get(key) if step_minutes > 1 else None
+    if cached is None:
+        cached = metrics_series(since=since, step_minutes=step_minutes, actor=actor, queue=queue)
+        if step_minutes > 1:
+            cache.set(key, cached, timeout=step_minutes * CACHE_SECONDS_PER_STEP_MINUTE)
+    points, by_actor, by_queue = cached
     context = {
         "window": window,
         "windows": list(WINDOWS),
         "step_minutes": step_minutes,
+        "cached_seconds": step_minutes * CACHE_SECONDS_PER_STEP_MINUTE if step_minutes > 1 else 0,
         "actor": actor,
         "queue": queue,
         "actors": actor_names(),
