@@ -105,7 +105,9 @@ def metrics_charts(points: dict[datetime, Totals], *, since: datetime, now: date
     """Three charts: runs, failures (per minute, averaged over each point), and p50/p95 duration in ms."""
     step = step_minutes * 60
     start = int(since.timestamp()) // step * step
-    slots = [datetime.fromtimestamp(t, since.tzinfo) for t in range(start, int(now.timestamp()) + 1, step)]
+    # In the shop's time zone, for the axis labels; the points' keys are the same instants in UTC.
+    local = timezone.get_current_timezone()
+    slots = [datetime.fromtimestamp(t, local) for t in range(start, int(now.timestamp()) + 1, step)]
     empty = Totals()
 
     def per_minute(value: int) -> float:
