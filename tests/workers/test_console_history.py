@@ -16,6 +16,7 @@ from django.utils import timezone
 from tests.support import tasks
 from tests.support.users import login_staff
 from workers.history import HistoryBuffer, args_hash, history_prune, percentile_ms
+from workers.middleware import Cancellation, JobHistory
 from workers.models import JobMinute, JobRun
 from workers.testing import wait_until
 
@@ -228,3 +229,24 @@ def test_each_page_needs_its_own_permission(client, page, permission):
 
     login_staff(client, permission, username="allowed")
     assert client.get(reverse(page), {"window": "72h"}).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_cancelled_before_it_started_is_recorded_cancelled_and_other_skips_skipped():
+    # Given the history middleware of a worker whose Cancellation middleware knows one cancelled job
+    cancellation = Cancellation()
+    cancellation.cancelled["cancelled-one"] = 1
+    broker = SimpleNamespace(middleware=[cancellation])
+    history = JobHistory()
+    history.buffer = HistoryBuffer(worker="host:1")
+
+    # When both are skipped
+    history.after_skip_message(broker, message(message_id="cancelled-one"))
+    history.after_skip_message(broker, message(message_id="too-old"))
+    history.buffer.flush()
+
+    # Then the history tells them apart
+    assert dict(JobRun.objects.values_list("message_id", "outcome")) == {
+        "cancelled-one": "cancelled",
+        "too-old": "skipped",
+    }
