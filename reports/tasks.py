@@ -36,7 +36,7 @@ def _sent_at() -> datetime:
     return datetime.fromisoformat(fire_time) if fire_time else message.message_datetime
 
 
-# The report mail is a task (Django's tasks API): its service enqueues it with send_report_mail.enqueue(),
+# The report mail is a task (Django's tasks API): its service enqueues it by name (workers.enqueue.task_named),
 # and the result, the mail's status or each failed attempt's error, is kept for TASK_RESULT_TTL.
 @task(queue_name=queues.MAILERS)
 @job_options(max_retries=10)

@@ -32,10 +32,10 @@ def dramatiq_version_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
 
 
 def actor_names_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
-    """Every actor a service queues by name is declared."""
+    """Every actor and task a service queues by name is declared."""
     from workers.enqueue import unknown_actor_names
 
     return [
-        checks.Error(f"an actor named {name!r} is queued by name but declared by no tasks module", id="workers.E002")
+        checks.Error(f"{name!r} is queued by name but declared by no tasks module", id="workers.E002")
         for name in unknown_actor_names()
     ]

@@ -1,21 +1,25 @@
 """Enqueueing jobs: after the surrounding transaction commits, or (named as such) right away.
 
-Domain services name the actors they queue (:func:`actor_named`) instead of importing their
-``tasks`` modules: a service stays a plain function, and the names are checked when Django starts
-(``workers.E002``), so a typo fails ``manage.py check``, not the first job.
+Domain services name the actors they queue (:func:`actor_named`), and the tasks of Django's tasks
+API (:func:`task_named`), instead of importing their ``tasks`` modules: a service stays a plain
+function, and the names are checked when Django starts (``workers.E002``), so a typo fails
+``manage.py check``, not the first job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
-from django.utils.module_loading import autodiscover_modules
+from django.utils.module_loading import autodiscover_modules, import_string
 from dramatiq.errors import ActorNotFound
 
 from workers import queues
 from workers.outbox import outbox_add
+
+if TYPE_CHECKING:
+    from django_tasks.base import Task, TaskResult
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,31 @@ def actor_named(name: str) -> ActorName:
     """Refer to an actor by name, at module level of the code that queues it; checked at start-up."""
     NAMED.add(name)
     return ActorName(name)
+
+
+@dataclass(frozen=True)
+class TaskName:
+    """A reference by dotted path to a task (Django's tasks API) declared in some app's ``tasks`` module."""
+
+    path: str
+
+    @property
+    def task(self) -> Task:
+        return import_string(self.path)
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> TaskResult:
+        """Enqueue the task as ``task.enqueue()`` does: after commit, through the outbox."""
+        return self.task.enqueue(*args, **kwargs)
+
+
+#: Every task named by :func:`task_named`, for the start-up check.
+NAMED_TASKS: set[str] = set()
+
+
+def task_named(path: str) -> TaskName:
+    """Refer to a task by its dotted path, at module level of the code that enqueues it; checked at start-up."""
+    NAMED_TASKS.add(path)
+    return TaskName(path)
 
 
 def resolve(actor: dramatiq.Actor | ActorName) -> dramatiq.Actor:
@@ -94,10 +123,19 @@ def enqueue_rollback_unsafe(
 
 
 def unknown_actor_names() -> list[str]:
-    """Names given to :func:`actor_named` that no installed app's ``tasks`` module declares."""
+    """Names given to :func:`actor_named` or :func:`task_named` that no installed app's ``tasks`` module declares."""
     _import_tasks_modules()
     declared = set(dramatiq.get_broker().get_declared_actors())
-    return sorted(NAMED - declared)
+    return sorted(NAMED - declared) + sorted(path for path in NAMED_TASKS if not _is_task(path))
+
+
+def _is_task(path: str) -> bool:
+    from django_tasks.base import Task
+
+    try:
+        return isinstance(import_string(path), Task)
+    except ImportError:
+        return False
 
 
 def _import_tasks_modules() -> None:

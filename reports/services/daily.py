@@ -13,10 +13,12 @@ from reports.periods import ensure_over
 from reports.selectors import report_daily_figures
 from reports.services.mail import report_mail_queue
 from workers.batches import batch_add, batch_open, batch_seal
-from workers.enqueue import enqueue_on_commit
+from workers.enqueue import actor_named, enqueue_on_commit
 from workers.models import Batch
 
 logger = logging.getLogger(__name__)
+
+GENERATE_DAILY_REPORT = actor_named("generate_daily_report")
 
 
 def report_daily_build(*, day: date, force: bool = False, mail: bool = True) -> Report:
@@ -52,15 +54,15 @@ def report_daily_backfill(*, first: date, last: date, force: bool = False, mail:
     The jobs are sent when the transaction commits; the batch counts them as they end. Days
     long past are not mailed unless ``mail``: a year of backfill is not a year of mails.
     """
-    from reports.tasks import generate_daily_report
-
     ensure_over(last)
     if first > last:
         raise InvalidDay(f"the range starts on {first.isoformat()}, after its end {last.isoformat()}")
     days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
     with transaction.atomic():
         batch = batch_open(description=f"Daily reports {first.isoformat()} to {last.isoformat()}")
-        batch_add(batch, [generate_daily_report.message(date=day.isoformat(), force=force, mail=mail) for day in days])
+        batch_add(
+            batch, [GENERATE_DAILY_REPORT.actor.message(date=day.isoformat(), force=force, mail=mail) for day in days]
+        )
         batch_seal(batch)
     batch.refresh_from_db()
     return batch
@@ -71,9 +73,7 @@ def report_daily_queue_regeneration(*, days: list[date]) -> int:
 
     Regenerating does not mail: a report is mailed once, when it is first made.
     """
-    from reports.tasks import generate_daily_report
-
     with transaction.atomic():
         for day in sorted(set(days)):
-            enqueue_on_commit(generate_daily_report, date=day.isoformat(), force=True, mail=False)
+            enqueue_on_commit(GENERATE_DAILY_REPORT, date=day.isoformat(), force=True, mail=False)
     return len(set(days))

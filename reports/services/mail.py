@@ -11,8 +11,11 @@ from django.template.loader import render_to_string
 from orders.services.emails import mail_fail, mail_send_once
 from reports.formats import product_rows, report_csv, report_table, report_title, summary_rows
 from reports.models import Report, ReportMail
+from workers.enqueue import task_named
 
 logger = logging.getLogger(__name__)
+
+SEND_REPORT_MAIL = task_named("reports.tasks.send_report_mail")
 
 
 def report_mail_key(report: Report) -> str:
@@ -33,9 +36,7 @@ def report_mail_queue(*, report: Report) -> ReportMail | None:
         key=report_mail_key(report), defaults={"report": report, "recipients": recipients}
     )
     if created:
-        from reports.tasks import send_report_mail
-
-        send_report_mail.enqueue(mail.pk)  # after commit, through the outbox
+        SEND_REPORT_MAIL.enqueue(mail.pk)  # after commit, through the outbox
     return mail
 
 

@@ -7,8 +7,7 @@ from django.core.management.base import BaseCommand
 from reports.formats import report_table
 from reports.management.arguments import ended_day
 from reports.models import Report
-from reports.services.daily import report_daily_build
-from reports.tasks import generate_daily_report
+from reports.services.daily import GENERATE_DAILY_REPORT, report_daily_build
 from workers.enqueue import enqueue_rollback_unsafe
 
 
@@ -28,7 +27,7 @@ class Command(BaseCommand):
         if options["queue"]:
             # A command has no transaction of its own to wait for: the job goes out at once.
             message = enqueue_rollback_unsafe(
-                generate_daily_report, date=day.isoformat(), force=options["force"], mail=mail
+                GENERATE_DAILY_REPORT, date=day.isoformat(), force=options["force"], mail=mail
             )
             self.stdout.write(message.message_id)
             return
