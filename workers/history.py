@@ -205,14 +205,23 @@ class HistoryBuffer:
                 del self.minutes[key]
 
     def _insert_runs(self, runs: deque) -> None:
-        """One INSERT statement run for every run: no model instance per row, the write costs the jobs little CPU."""
+        """Write the runs without a model instance per row: by COPY on PostgreSQL, else one INSERT run per row.
+
+        The writing thread shares the process with the jobs, so each microsecond it spends on a
+        row is one the jobs wait for.
+        """
         from workers.models import JobRun
 
+        rows = [self._run_row(run) for run in runs]
         table = connection.ops.quote_name(JobRun._meta.db_table)
         columns = ", ".join(connection.ops.quote_name(column) for column in RUN_COLUMNS)
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))})"
-        rows = [self._run_row(run) for run in runs]
         with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                return
+            sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))})"
             for start in range(0, len(rows), 1000):
                 cursor.executemany(sql, rows[start : start + 1000])
 

@@ -9,7 +9,6 @@ from unittest import mock
 
 import pytest
 from django.db import DatabaseError
-from django.db.backends.utils import CursorWrapper
 from django.urls import reverse
 from django.utils import timezone
 
@@ -146,7 +145,7 @@ def test_the_buffer_keeps_its_runs_while_the_database_is_away():
     buffer = HistoryBuffer(worker="host:1")
     recorded_run(buffer, message_id="kept-1")
     recorded_run(buffer, "retrying", message_id="kept-2", error="OSError: x")
-    with mock.patch.object(CursorWrapper, "executemany", side_effect=DatabaseError("server closed")):
+    with mock.patch.object(HistoryBuffer, "_insert_runs", side_effect=DatabaseError("server closed")):
         with pytest.raises(DatabaseError):
             buffer.flush()
     assert not JobRun.objects.exists()
