@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+# In reports, not orders: it fills both apps, and orders imports nothing of reports (.importlinter).
 from orders.demo import load_demo_data
 from orders.demo_history import HISTORY_DAYS, demo_history_load
 from reports.models import Report
