@@ -7,16 +7,26 @@ from pathlib import PurePath
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from orders.forms import ImportForm, StockAdjustmentForm
+from orders.forms import (
+    ImportForm,
+    OrderItemForm,
+    PriceBatchForm,
+    PriceBatchItemForm,
+    PriceChangeForm,
+    StockAdjustmentForm,
+)
 from orders.models import (
     Customer,
     Dataset,
@@ -33,13 +43,20 @@ from orders.models import (
     StockAdjustment,
 )
 from orders.product_csv import sample_csv
-from orders.services.datasets import dataset_resume, dataset_start
+from orders.services.datasets import dataset_resume, dataset_start, order_totals_recompute
 from orders.services.imports import import_resume, import_start
 from orders.services.inventory import stock_adjustment_request
 from orders.services.orders import QueueOutcome, order_cancel, order_queue_processing_outcome
 from orders.services.payments import payment_queue_retry
-from orders.services.price_batches import price_batch_resume
+from orders.services.price_batches import (
+    PriceBatchStarted,
+    PriceOutOfRange,
+    price_batch_from_products,
+    price_batch_items_set,
+    price_batch_resume,
+)
 from workers.admin import progress_bar
+from workers.console.audit import AlreadyDone, new_token, record_action
 from workers.enqueue import enqueue_on_commit
 
 
@@ -89,7 +106,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_display = ["sku", "name", "price", "stock", "updated_at"]
     search_fields = ["sku", "name"]
     readonly_fields = ["stock"]
-    actions = ["adjust_stock"]
+    actions = ["adjust_stock", "price_batch_from_selection"]
     inlines = [StockAdjustmentInline]
 
     @admin.action(description="Adjust stock of selected products", permissions=["adjust_stock"])
@@ -124,9 +141,77 @@ class ProductAdmin(admin.ModelAdmin):
     def has_adjust_stock_permission(self, request) -> bool:
         return request.user.has_perm("orders.adjust_stock")
 
+    @admin.action(description="Make a price batch of selected products", permissions=["price_batch"])
+    def price_batch_from_selection(self, request, queryset):
+        """One new price, or a percentage change, for every selected product, as a new price batch.
+
+        The confirmation page carries the selection as the list page sent it: the ids of one page,
+        or "all that match" with the list's filters in its address. Never a field per product,
+        so any number of products fits in one POST.
+        """
+        count = queryset.count()
+        confirmed = "create" in request.POST
+        form = PriceChangeForm(request.POST if confirmed else None, initial={"token": new_token()})
+        if confirmed and form.is_valid():
+            if request.POST.get("count") != str(count):
+                form.add_error(None, f"The selection has changed: it is {count:,} products now. Check and confirm.")
+            else:
+                response = self._price_batch_create(request, queryset, form, count)
+                if response is not None:
+                    return response
+        sample = list(queryset.order_by("sku")[:10])
+        return TemplateResponse(
+            request,
+            "admin/orders/product/price_batch.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Make a price batch",
+                "form": form,
+                "count": count,
+                "count_shown": f"{count:,}",
+                "sample": sample,
+                "more": f"{count - len(sample):,}" if count > len(sample) else "",
+                "select_across": request.POST.get("select_across") == "1",
+                "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            },
+        )
+
+    def _price_batch_create(self, request, queryset, form: PriceChangeForm, count: int) -> HttpResponse | None:
+        data = form.cleaned_data
+        by_price = data["change"] == "price"
+        try:
+            with transaction.atomic():
+                record_action(request, "price_batch_from_selection", count=count, target=data["description"], detail={})
+                batch = price_batch_from_products(
+                    description=data["description"],
+                    products=queryset,
+                    new_price=data["new_price"] if by_price else None,
+                    percent=None if by_price else data["percent"],
+                    created_by_id=request.user.pk,
+                )
+        except AlreadyDone:
+            self.message_user(request, "This form was sent already; nothing was done again.", messages.WARNING)
+            return HttpResponseRedirect(request.get_full_path())
+        except PriceOutOfRange as error:
+            form.add_error("percent", f"Too high: {error}.")
+            return None
+        self.message_user(
+            request,
+            f"Price batch “{batch}” made with {count:,} products. Check the new prices below, "
+            "then process it from the list of price batches.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:orders_pricebatch_change", args=[batch.pk]))
+
+    def has_price_batch_permission(self, request) -> bool:
+        return request.user.has_perm("orders.add_pricebatch")
+
 
 class OrderItemInline(admin.TabularInline):
     model = OrderItem
+    form = OrderItemForm
     extra = 0
     autocomplete_fields = ["product"]
 
@@ -175,6 +260,11 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("orders.cancel_order")
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # The total is the items' worth from the start, not from when the order is processed.
+        order_totals_recompute([form.instance.pk])
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # Orders keep their audits and payments for good: a shop cancels an order, it never deletes one.
@@ -385,13 +475,21 @@ class ImportAdmin(admin.ModelAdmin):
 
 
 class PriceBatchItemInline(admin.TabularInline):
-    """The batch's items: entered while it waits, fixed once its job has walked them."""
+    """New items typed by hand while the batch waits; the items it has are listed, paged, below the form.
+
+    The formset holds only the new rows, never the batch's items: a batch of any size is saved
+    with a handful of fields, far under DATA_UPLOAD_MAX_NUMBER_FIELDS.
+    """
 
     model = PriceBatchItem
-    extra = 3
-    raw_id_fields = ["product"]
-    fields = ["product", "new_price", "old_price", "applied_at"]
-    readonly_fields = ["old_price", "applied_at"]
+    form = PriceBatchItemForm
+    extra = 1
+    autocomplete_fields = ["product"]
+    fields = ["product", "new_price"]
+    verbose_name_plural = "add prices by hand"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
 
     def has_add_permission(self, request, obj=None) -> bool:
         return not _started(obj) and super().has_add_permission(request, obj)
@@ -401,6 +499,10 @@ class PriceBatchItemInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return not _started(obj) and super().has_delete_permission(request, obj)
+
+
+#: Items listed per page on a price batch's page.
+PRICE_ITEMS_PER_PAGE = 100
 
 
 def _started(batch: PriceBatch | None) -> bool:
@@ -413,6 +515,7 @@ class PriceBatchAdmin(admin.ModelAdmin):
 
     list_display = ["description", "item_count", "status", "progress", "created_by", "created_at", "started_at"]
     list_select_related = ["job_batch", "created_by"]
+    form = PriceBatchForm
     readonly_fields = ["job_batch", "created_by", "started_at", "status", "progress"]
     inlines = [PriceBatchItemInline]
     actions = ["process_batches", "resume_batches"]
@@ -420,9 +523,41 @@ class PriceBatchAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(item_total=Count("items"))
 
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["description", "items_file"]
+        return ["description", *([] if _started(obj) else ["items_file"]), *self.readonly_fields]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        batch = self.get_object(request, unquote(object_id))
+        if batch is not None:
+            items = batch.items.select_related("product").order_by("product__sku", "pk")
+            page = Paginator(items, PRICE_ITEMS_PER_PAGE).get_page(request.GET.get("items_page"))
+            extra_context = {**(extra_context or {}), "items_page": page}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def response_add(self, request, obj: PriceBatch, post_url_continue=None):
+        response = super().response_add(request, obj, post_url_continue)
+        if "_addanother" in request.POST or IS_POPUP_VAR in request.POST:
+            return response
+        # A new batch opens on its own page, where its items are checked before it is processed.
+        return HttpResponseRedirect(reverse("admin:orders_pricebatch_change", args=[obj.pk]))
+
     def save_model(self, request, obj: PriceBatch, form, change: bool) -> None:
         obj.created_by = obj.created_by or request.user
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form: PriceBatchForm, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not form.prices:
+            return
+        try:
+            count = price_batch_items_set(batch_id=form.instance.pk, prices=form.prices)
+        except PriceBatchStarted:
+            self.message_user(request, "The batch has started: its items are fixed, the file was not taken.")
+            return
+        name = form.cleaned_data["items_file"].name
+        self.message_user(request, f"{count:,} prices taken from {name}.", messages.SUCCESS)
 
     @admin.action(description="Process selected price batches", permissions=["process"])
     def process_batches(self, request, queryset) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from orders.models import PriceBatch, PriceBatchItem, Product
 from workers.batches import batch_add, batch_open, batch_seal
+from workers.bulk import chunked
 from workers.enqueue import actor_named, enqueue_on_commit
 from workers.keyset import CHUNK_SIZE, keyset_page
 from workers.models import Batch
@@ -18,6 +21,82 @@ logger = logging.getLogger(__name__)
 
 PROCESS_ITEM = actor_named("process_item")
 PROCESS_BATCH = actor_named("process_batch")
+#: Items written per INSERT.
+ITEMS_PER_INSERT = 1_000
+CENT = Decimal("0.01")
+#: The highest price a product's column holds (12 digits, 2 of them decimals).
+PRICE_MAX = Decimal("9999999999.99")
+
+
+class PriceBatchStarted(Exception):
+    """The batch's job has walked its items already: they are fixed."""
+
+
+class PriceOutOfRange(ValueError):
+    """A percentage change would take some prices past what a price can hold; ``skus`` names a few."""
+
+    def __init__(self, skus: list[str]) -> None:
+        super().__init__(f"the new price of {', '.join(skus)} would be above {PRICE_MAX}")
+        self.skus = skus
+
+
+def price_batch_from_products(
+    *,
+    description: str,
+    products: QuerySet[Product],
+    new_price: Decimal | None = None,
+    percent: Decimal | None = None,
+    created_by_id: int | None = None,
+) -> PriceBatch:
+    """A new (not started) price batch giving each of ``products`` ``new_price``, or its price changed by ``percent``.
+
+    Percentage changes are rounded half up to the cent. Products are read and items written a
+    thousand at a time, in one transaction: the batch has every item or does not exist.
+    """
+    if (new_price is None) == (percent is None):
+        raise ValueError("give either new_price or percent")
+    with transaction.atomic():
+        batch = PriceBatch.objects.create(description=description, created_by_id=created_by_id)
+        _items_insert(batch, _prices(products, new_price=new_price, percent=percent))
+    logger.info("price batch %s created from %s products", batch.pk, batch.items.count())
+    return batch
+
+
+def price_batch_items_set(*, batch_id: int, prices: dict[int, Decimal]) -> int:
+    """Give each product of ``prices`` (product id -> new price) an item in a batch not started; returns how many.
+
+    A product that has an item already gets the new price. Raises PriceBatchStarted once the
+    batch's job has started: the items it walks do not change under it.
+    """
+    with transaction.atomic():
+        batch = PriceBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.job_batch_id is not None:
+            raise PriceBatchStarted(f"price batch {batch_id} has started; its items are fixed")
+        _items_insert(batch, iter(prices.items()))
+    return len(prices)
+
+
+def _prices(products: QuerySet[Product], *, new_price: Decimal | None, percent: Decimal | None) -> Iterator:
+    factor = None if percent is None else (100 + percent) / 100
+    too_high = []
+    for product_id, sku, price in products.order_by("pk").values_list("pk", "sku", "price").iterator(2_000):
+        price = new_price if factor is None else (price * factor).quantize(CENT, rounding=ROUND_HALF_UP)
+        if price > PRICE_MAX:
+            too_high.append(sku)
+        yield product_id, price
+    if too_high:
+        raise PriceOutOfRange(too_high[:10])
+
+
+def _items_insert(batch: PriceBatch, prices: Iterator[tuple[int, Decimal]]) -> None:
+    # A product with an item already gets the new price (the unique key is the conflict).
+    for chunk in chunked(prices, ITEMS_PER_INSERT):
+        PriceBatchItem.objects.bulk_create(
+            [PriceBatchItem(batch=batch, product_id=product_id, new_price=price) for product_id, price in chunk],
+            update_conflicts=True,
+            unique_fields=["batch", "product"],
+            update_fields=["new_price"],
+        )
 
 
 def price_batch_start(*, batch_id: int, should_stop: Callable[[], bool] | None = None) -> PriceBatch:
