@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,9 +23,8 @@ import psycopg
 import redis
 
 from bench.workloads import counter
-from workers.testing import RedisServer, wait_until
+from workers.processes import BASE_DIR, ProcessGroup, RedisServer, wait_until
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 #: The virtualenv's scripts (dramatiq, celery) sit next to its python.
 BIN = Path(sys.executable).parent
 
@@ -47,38 +45,28 @@ def private_redis(directory: Path) -> Iterator[RedisServer]:
     """A fresh, empty redis-server for one run, stopped afterwards.
 
     The server keeps an append-only file but syncs it once a second, as the project's embedded
-    Redis does (config/embedded_redis.py), rather than on every write as the test helper's does:
-    a disk sync per command would make every system measure the disk instead of itself.
+    Redis does (config/embedded_redis.py), rather than on every write as the tests' does: a
+    disk sync per command would make every system measure the disk instead of itself.
     """
-    server = RedisServer(directory).start()
+    server = RedisServer(directory, appendfsync="everysec").start()
     try:
-        client = redis.Redis.from_url(server.url)
-        client.config_set("appendfsync", "everysec")
-        client.flushall()
+        redis.Redis.from_url(server.url).flushall()
         yield server
     finally:
         server.stop()
 
 
-class Worker:
+class Worker(ProcessGroup):
     """A worker command in a process group of its own, its output (stdout and stderr) in a file."""
 
     def __init__(self, args: list[str], *, env: dict[str, str], log_path: Path) -> None:
+        super().__init__()
         self.args, self.env, self.log_path = args, env, log_path
-        self.process: subprocess.Popen | None = None
 
     def start(self) -> Worker:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                self.args, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self._popen(self.args, env=self.env, stdout=log)
         return self
-
-    def kill(self) -> None:
-        """SIGKILL to the whole group, as a crash or the OOM killer would."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -104,21 +92,6 @@ class Worker:
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 30) -> None:
-        """SIGTERM to the main process (a graceful shutdown), SIGKILL to the group if it is not over in time.
-
-        Not SIGTERM to the whole group: Dramatiq's worker processes would get it twice (once
-        more from their main process) and take the second as "exit now".
-        """
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
 
 
 def run_json(args: list[str], *, env: dict[str, str], log_path: Path) -> dict:
