@@ -92,6 +92,12 @@ def is_paused(broker, queue_name: str) -> bool:
     return q_name(queue_name) == queue_name and queue_name in paused_view(broker)
 
 
+#: Seconds a Redis command may wait for its reply, or for a connection (unless the URL says otherwise).
+CONNECTION_TIMEOUTS = {"socket_timeout": 30, "socket_connect_timeout": 10, "socket_keepalive": True}
+#: What redis-py raises when Redis cannot be reached or did not answer in time.
+CONNECTION_LOST = (redis.ConnectionError, redis.TimeoutError)
+
+
 class ConsumerConnectionLost(ConnectionClosed, redis.ConnectionError):
     """Redis went away under a consumer thread: a connection error to its loop and to redis-py callers alike."""
 
@@ -100,7 +106,13 @@ class GuardedRedisBroker(RedisBroker):
     """Dramatiq's RedisBroker whose consumers dead-letter what they cannot decode instead of stalling,
     and take back what a consumer that lost its connection was holding."""
 
-    def __init__(self, **options) -> None:
+    def __init__(self, *, url: str | None = None, **options) -> None:
+        if url and options.get("client") is None:
+            # redis-py waits for ever by default: a connection left half-open by a network fault
+            # or a Redis that died mid-reply would hang the thread on it (a consumer, the
+            # housekeeping) for good. With timeouts it fails, and its loop connects afresh.
+            pool = redis.ConnectionPool.from_url(url, **CONNECTION_TIMEOUTS)
+            options["client"] = redis.Redis(connection_pool=pool)
         super().__init__(**options)
         self.find_fetched_script = self.client.register_script(FIND_FETCHED)
         self.requeue_orphans_script = self.client.register_script(REQUEUE_ORPHANS)
@@ -135,9 +147,9 @@ class GuardedRedisBroker(RedisBroker):
         """
         try:
             return super().enqueue(message, delay=delay)
-        except redis.ConnectionError as error:
+        except CONNECTION_LOST as error:
             if in_consumer_thread() and not isinstance(error, ConnectionClosed):
-                raise ConsumerConnectionLost(error) from None
+                raise ConsumerConnectionLost(str(error)) from None
             raise
 
     def requeue_orphans(self, queue_name: str, keep: set[str]) -> int:
@@ -173,11 +185,17 @@ class GuardedRedisConsumer(_RedisConsumer):
     # still in the ack set, and must not be taken back as an orphan and run a second time while
     # the consumer thread retries the ack.
     def ack(self, message):
-        super().ack(message)
+        try:
+            super().ack(message)
+        except redis.TimeoutError as error:  # Dramatiq's retries the ack on a connection error only
+            raise ConnectionClosed(error) from None
         self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
 
     def nack(self, message):
-        super().nack(message)
+        try:
+            super().nack(message)
+        except redis.TimeoutError as error:
+            raise ConnectionClosed(error) from None
         self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
 
     def requeue(self, messages):
@@ -185,7 +203,7 @@ class GuardedRedisConsumer(_RedisConsumer):
         # stays in the ack set, and the next consumer of this queue takes it back as an orphan.
         try:
             super().requeue(messages)
-        except redis.ConnectionError as error:
+        except CONNECTION_LOST as error:
             raise ConnectionClosed(error) from None
 
     def _take_back_orphans(self) -> None:
@@ -265,7 +283,7 @@ class GuardedRedisConsumer(_RedisConsumer):
                     self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
                     time.sleep(backoff_ms / 1000)
                     return None
-        except redis.ConnectionError as error:
+        except CONNECTION_LOST as error:
             raise ConnectionClosed(error) from None
 
     def _admit(self, data: bytes) -> Message | None:
