@@ -215,6 +215,9 @@ class OrderItemInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ["product"]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("product")
+
 
 class PaymentInline(admin.TabularInline):
     model = Payment

@@ -107,6 +107,7 @@ class OrderItemForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["unit_price"].required = False
+        self.fields["unit_price"].widget.attrs["placeholder"] = "product's price"
         self.fields["unit_price"].min_value = 0
 
     def clean_quantity(self) -> int:

@@ -52,4 +52,5 @@ class OrderItem(models.Model):
         constraints = [models.CheckConstraint(condition=Q(quantity__gt=0), name="order_item_quantity_positive")]
 
     def __str__(self) -> str:
-        return f"{self.quantity} x {self.product_id}"
+        # Read by staff on the order's page: what, how many and at what price, not ids.
+        return f"{self.quantity} \u00d7 {self.product.name} ({self.product.sku}) at {self.unit_price}"

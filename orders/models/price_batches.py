@@ -45,4 +45,4 @@ class PriceBatchItem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.product_id} -> {self.new_price}"
+        return f"{self.product.sku} {self.product.name} \u2192 {self.new_price}"
