@@ -27,7 +27,9 @@ def platform_client(broker: dramatiq.Broker) -> redis.Redis | None:
 
     with _mutex:
         if settings.REDIS_URL not in _clients:
-            _clients[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL)
+            from workers.dramatiq_internals.consumers import CONNECTION_TIMEOUTS
+
+            _clients[settings.REDIS_URL] = redis.Redis.from_url(settings.REDIS_URL, **CONNECTION_TIMEOUTS)
         return _clients[settings.REDIS_URL]
 
 
