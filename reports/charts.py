@@ -1,66 +1,38 @@
-"""Bar charts of orders and revenue per day, drawn on the server as inline SVG: no script, no CDN."""
+"""Bar charts of orders and revenue per day for a report's page, drawn by the platform's SVG chart helper.
+
+Inline SVG, no script and no CDN; its ``.console-chart`` classes follow the admin's light and
+dark themes. Each day has its slot, a bar at its middle, so the x axis reads in days; a day
+without a report has no bar.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-#: The drawing area of one chart, in SVG user units.
-WIDTH, HEIGHT = 600, 80
+from django.utils import timezone
+from django.utils.safestring import SafeString
+
+from workers.console.charts import Series, bar_chart
 
 
-@dataclass(frozen=True)
-class Bar:
-    x: str
-    y: str
-    width: str
-    height: str
-    title: str
-    current: bool
-
-
-@dataclass(frozen=True)
-class Chart:
-    title: str
-    peak: str
-    bars: list[Bar]
-    width: int = WIDTH
-    height: int = HEIGHT
-
-
-def daily_charts(series: list[tuple[date, int, Decimal]], *, last: date, days: int) -> list[Chart]:
-    """One chart of orders and one of revenue for the ``days`` days up to ``last``.
-
-    Each day has its slot; a day without a report has no bar, and ``last`` is highlighted.
-    Bars scale to the highest value of their chart.
-    """
+def daily_charts(series: list[tuple[date, int, Decimal]], *, last: date, days: int) -> list[SafeString]:
+    """One chart of orders and one of revenue for the ``days`` days up to ``last`` (the report's own day)."""
     first = last - timedelta(days=days - 1)
-    orders = {day: Decimal(count) for day, count, _ in series}
-    revenue = {day: amount for day, _, amount in series}
+    zone = timezone.get_current_timezone()
+    figures = {day: (orders, revenue) for day, orders, revenue in series}
+    every_day = [first + timedelta(days=offset) for offset in range(days)]
+
+    def points(index: int) -> list:
+        return [
+            (datetime.combine(day, time(12), zone), float(figures[day][index]) if day in figures else None)
+            for day in every_day
+        ]
+
+    # From the first day's start to the last day's end: each tick label names the day it falls in.
+    x_range = (datetime.combine(first, time(0), zone), datetime.combine(last, time(23, 59, 59), zone))
+    span = f"{first:%d %b} to {last:%d %b %Y}"
     return [
-        _chart("Orders per day", orders, first=first, days=days, last=last, unit="orders"),
-        _chart("Revenue per day", revenue, first=first, days=days, last=last, unit="revenue"),
+        bar_chart(f"Orders per day, {span}", [Series("orders", points(0))], unit="orders", x_range=x_range),
+        bar_chart(f"Revenue per day, {span}", [Series("revenue", points(1))], unit="revenue", x_range=x_range),
     ]
-
-
-def _chart(title: str, values: dict[date, Decimal], *, first: date, days: int, last: date, unit: str) -> Chart:
-    slot = WIDTH / days
-    peak = max(values.values(), default=Decimal(0))
-    bars = []
-    for offset in range(days):
-        day = first + timedelta(days=offset)
-        if day not in values:
-            continue
-        height = float(values[day] / peak) * HEIGHT if peak else 0.0
-        bars.append(
-            Bar(
-                x=f"{offset * slot + 1:.1f}",
-                y=f"{HEIGHT - height:.1f}",
-                width=f"{max(slot - 2, 1):.1f}",
-                height=f"{height:.1f}",
-                title=f"{day.isoformat()}: {values[day]} {unit}",
-                current=day == last,
-            )
-        )
-    return Chart(title=f"{title}, {first.isoformat()} to {last.isoformat()}", peak=f"{peak} {unit}", bars=bars)

@@ -56,14 +56,21 @@ def test_the_detail_page_draws_orders_and_revenue_per_day_from_local_markup_only
     # Then its figures, its products (escaped) and two inline SVG charts of three bars are shown
     assert re.search(r"<th scope=\"row\">Revenue</th><td class=\"number\">20.00</td>", page)
     assert "&lt;b&gt;Mug&lt;/b&gt;" in page
-    charts = re.findall(r'<svg viewBox=.*?role="img".*?</svg>', page, re.DOTALL)
+    charts = re.findall(r'<svg class="console-chart".*?</svg>', page, re.DOTALL)
     assert len(charts) == 2
     assert [len(re.findall(r"<rect ", chart)) for chart in charts] == [3, 3]
-    assert "<title>2025-11-26: 8 orders</title>" in charts[0]
-    assert "<title>2025-11-27: 20.00 revenue</title>" in charts[1]
-    # The busiest day's bar is full height and the highlighted one is the report's own day
-    assert 'height="80.0"><title>2025-11-26' in charts[0]
-    assert re.search(r'class="current"><title>2025-11-27', charts[0])
+    assert "<title>orders, 26 Nov: 8 orders</title>" in charts[0]
+    assert "<title>revenue, 27 Nov: 20 revenue</title>" in charts[1]
+    # Each chart has its title, a y axis in its unit, day labels from the first day to the report's, a legend
+    assert "Orders per day, 29 Oct to 27 Nov 2025" in charts[0]
+    assert re.search(r'class="unit">orders</text>', charts[0]) and re.search(r'class="unit">revenue</text>', charts[1])
+    assert re.search(r'text-anchor="start">29 Oct</text>', charts[0])
+    assert re.search(r'text-anchor="end">27 Nov</text>', charts[0])
+    assert re.search(r'<line class="series-0"[^>]*/><text[^>]*>orders</text>', charts[0])
+    # The busiest day's bar is the tallest, and its colours come from the admin's theme
+    heights = [float(h) for h in re.findall(r'<rect class="series-0 bar"[^>]*height="([\d.]+)"', charts[0])]
+    assert heights.index(max(heights)) == 1
+    assert "workers/console.css" in page
     # Nothing is loaded from elsewhere: no script and no external address
     assert '<script src="http' not in page and "cdn" not in page.lower()
     assert "Regenerate</button>" not in page

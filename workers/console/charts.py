@@ -53,7 +53,8 @@ def _number(x: float | datetime) -> float:
 
 def _label(x: float | datetime, span_s: float) -> str:
     if isinstance(x, datetime):
-        return x.strftime("%H:%M" if span_s <= 86_400 else "%d %b %H:%M")
+        # Past three days the hour is noise: a chart that long is read by the day.
+        return x.strftime("%H:%M" if span_s <= 86_400 else "%d %b %H:%M" if span_s <= 3 * 86_400 else "%d %b")
     return f"{x:g}"
 
 
