@@ -10,7 +10,8 @@ changes underneath, and a system check refuses to start on a Dramatiq this was n
 - ``keys``: the Redis broker's key layout (queues, message hashes, ack sets, heartbeats, dead
   letters), for bulk sends, housekeeping, unique locks and the dashboard.
 - ``consumers``: broker subclasses whose consumers refuse malformed bodies one by one and take
-  back what a lost connection dropped from memory.
+  back what a lost connection dropped from memory (``redis_broker``, ``redis_consumer``,
+  ``rabbitmq``, and ``admission`` for what they share).
 - ``holdings``: which worker holds which ack set, and whether that worker is alive.
 - ``worker``: the consumer thread's prefetch, the work queue (what waits for a thread), the
   worker's log texts, and its message loop as the in-process test harness replays it.

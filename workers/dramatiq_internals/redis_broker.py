@@ -1,0 +1,133 @@
+"""The guarded Redis broker: its consumers dead-letter what they cannot decode, and take back what a lost
+connection dropped."""
+
+from __future__ import annotations
+
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.errors import ConnectionClosed
+
+from workers.dramatiq_internals.keys import acks_key, messages_key, queue_key
+from workers.dramatiq_internals.redis_consumer import CONNECTION_LOST, GuardedRedisConsumer
+from workers.dramatiq_internals.worker import in_consumer_thread
+
+# KEYS: the consumer's ack set, the queue's message hash; ARGV: a fetched body.
+# Returns the id under which this consumer fetched that body, or nil.
+FIND_FETCHED = """
+for _, id in ipairs(redis.call("smembers", KEYS[1])) do
+    if redis.call("hget", KEYS[2], id) == ARGV[1] then return id end
+end
+return false
+"""
+
+
+# KEYS: the consumer's ack set, the queue, the queue's message hash; ARGV: the ids to keep.
+# Every other id of the ack set goes back to the head of the queue. Returns how many went back.
+REQUEUE_ORPHANS = """
+local keep = {}
+for _, id in ipairs(ARGV) do keep[id] = true end
+local moved = 0
+for _, id in ipairs(redis.call("smembers", KEYS[1])) do
+    if not keep[id] then
+        redis.call("srem", KEYS[1], id)
+        if redis.call("hexists", KEYS[3], id) == 1 then
+            redis.call("lpush", KEYS[2], id)
+            moved = moved + 1
+        end
+    end
+end
+return moved
+"""
+
+
+# KEYS: the consumer's ack set, the queue, the queue's message hash; ARGV: ids, first in line first.
+# Each id still in the ack set goes back to the head of the queue, in ARGV's order. Returns how many.
+REQUEUE_HELD = """
+local moved = 0
+for i = #ARGV, 1, -1 do
+    if redis.call("srem", KEYS[1], ARGV[i]) == 1 and redis.call("hexists", KEYS[3], ARGV[i]) == 1 then
+        redis.call("lpush", KEYS[2], ARGV[i])
+        moved = moved + 1
+    end
+end
+return moved
+"""
+
+
+#: Seconds a Redis command may wait for its reply, or for a connection (unless the URL says otherwise).
+CONNECTION_TIMEOUTS = {"socket_timeout": 30, "socket_connect_timeout": 10, "socket_keepalive": True}
+
+
+class ConsumerConnectionLost(ConnectionClosed, redis.ConnectionError):
+    """Redis went away under a consumer thread: a connection error to its loop and to redis-py callers alike."""
+
+
+class GuardedRedisBroker(RedisBroker):
+    """Dramatiq's RedisBroker whose consumers dead-letter what they cannot decode instead of stalling,
+    and take back what a consumer that lost its connection was holding."""
+
+    def __init__(self, *, url: str | None = None, **options) -> None:
+        if url and options.get("client") is None:
+            # redis-py waits for ever by default: a connection left half-open by a network fault
+            # or a Redis that died mid-reply would hang the thread on it (a consumer, the
+            # housekeeping) for good. With timeouts it fails, and its loop connects afresh.
+            pool = redis.ConnectionPool.from_url(url, **CONNECTION_TIMEOUTS)
+            options["client"] = redis.Redis(connection_pool=pool)
+        super().__init__(**options)
+        self.find_fetched_script = self.client.register_script(FIND_FETCHED)
+        self.requeue_orphans_script = self.client.register_script(REQUEUE_ORPHANS)
+        self.requeue_held_script = self.client.register_script(REQUEUE_HELD)
+        #: Per queue: the Redis ids handed to the worker and not yet acknowledged, shared by
+        #: every consumer the worker makes of that queue in turn.
+        self.outstanding: dict[str, set[str]] = {}
+
+    @property
+    def consumer_class(self):
+        return GuardedRedisConsumer
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> GuardedRedisConsumer:
+        """A consumer of ``queue_name``; one made after an earlier one failed first takes back its orphans.
+
+        Dramatiq's consumer thread makes a new consumer after a connection error, dropping what
+        the old one held in memory: the messages it had prefetched and, for a delay queue, every
+        message waiting for its eta. They stay in this worker's ack set, and a live worker's ack
+        set is never recovered by anyone, so they would never run.
+        """
+        restarted = queue_name in self.outstanding
+        outstanding = self.outstanding.setdefault(queue_name, set())
+        return self.consumer_class(self, queue_name, prefetch, timeout, outstanding=outstanding, restarted=restarted)
+
+    def enqueue(self, message, *, delay=None):
+        """Send ``message``; in a consumer thread, a lost connection is the thread's connection error.
+
+        A consumer thread sends the delayed messages that fall due. Dramatiq's thread restarts
+        its consumer on a broker connection error, but takes redis-py's own for a bug: it then
+        requeues its delayed messages over the same dead connection, the error escapes, and the
+        thread dies, leaving those messages in a live worker's ack set for ever.
+        """
+        try:
+            return super().enqueue(message, delay=delay)
+        except CONNECTION_LOST as error:
+            if in_consumer_thread() and not isinstance(error, ConnectionClosed):
+                raise ConsumerConnectionLost(str(error)) from None
+            raise
+
+    def requeue_orphans(self, queue_name: str, keep: set[str]) -> int:
+        """Put back at the head of the queue every id of this worker's ack set of ``queue_name`` not in ``keep``."""
+        keys = [
+            acks_key(self, self.broker_id, queue_name),
+            queue_key(self, queue_name),
+            messages_key(self, queue_name),
+        ]
+        return int(self.requeue_orphans_script(keys=keys, args=sorted(keep)))
+
+    def requeue_held(self, queue_name: str, redis_ids: list[str]) -> int:
+        """Put these ids of this worker's ack set of ``queue_name`` back at the head of the queue, in order."""
+        keys = [acks_key(self, self.broker_id, queue_name), queue_key(self, queue_name), messages_key(self, queue_name)]
+        return int(self.requeue_held_script(keys=keys, args=redis_ids)) if redis_ids else 0
+
+    def find_fetched(self, queue_name: str, data: bytes) -> str | None:
+        """The Redis id under which this broker's consumer of ``queue_name`` fetched ``data``."""
+        keys = [acks_key(self, self.broker_id, queue_name), messages_key(self, queue_name)]
+        found = self.find_fetched_script(keys=keys, args=[data])
+        return found.decode() if isinstance(found, bytes) else found
