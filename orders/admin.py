@@ -53,11 +53,11 @@ from orders.services.price_batches import (
     PriceOutOfRange,
     price_batch_from_products,
     price_batch_items_set,
+    price_batch_queue,
     price_batch_resume,
 )
 from workers.admin import progress_bar
 from workers.console.audit import AlreadyDone, new_token, record_action
-from workers.enqueue import enqueue_on_commit
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -215,8 +215,29 @@ class OrderItemInline(admin.TabularInline):
     extra = 0
     autocomplete_fields = ["product"]
 
+    verbose_name = "item"
+
+    def get_extra(self, request, obj=None, **kwargs) -> int:
+        return 1 if obj is None else 0
+
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("product")
+
+    # Items change while nothing was charged for them: a pending order, or one that failed for stock.
+    def has_add_permission(self, request, obj=None) -> bool:
+        return _items_open(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return _items_open(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return _items_open(obj) and super().has_delete_permission(request, obj)
+
+
+def _items_open(order: Order | None) -> bool:
+    if order is None or order.status == Order.Status.PENDING:
+        return True
+    return order.status == Order.Status.FAILED and not order.payments.exists()
 
 
 class PaymentInline(admin.TabularInline):
@@ -489,6 +510,7 @@ class PriceBatchItemInline(admin.TabularInline):
     extra = 1
     autocomplete_fields = ["product"]
     fields = ["product", "new_price"]
+    verbose_name = "item"
     verbose_name_plural = "add prices by hand"
 
     def get_queryset(self, request):
@@ -564,13 +586,8 @@ class PriceBatchAdmin(admin.ModelAdmin):
 
     @admin.action(description="Process selected price batches", permissions=["process"])
     def process_batches(self, request, queryset) -> None:
-        from orders.tasks import process_batch
-
-        pending = list(queryset.filter(job_batch__isnull=True).values_list("pk", flat=True))
-        with transaction.atomic():
-            for batch_id in pending:
-                enqueue_on_commit(process_batch, batch_id)
-        self.message_user(request, f"{len(pending)} price batch(es) queued.", messages.SUCCESS)
+        queued = price_batch_queue(batch_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{queued} price batch(es) queued.", messages.SUCCESS)
 
     def has_process_permission(self, request) -> bool:
         return request.user.has_perm("orders.process_pricebatch")

@@ -92,3 +92,13 @@ def test_editing_an_orders_items_updates_its_total(client):
 
     order.refresh_from_db()
     assert order.total == Decimal("13.50")
+
+
+def test_a_charged_orders_items_are_shown_but_no_longer_edited(client):
+    login_staff(client, "change_order", "view_order", *ITEMS)
+    order = make_order(status=Order.Status.PROCESSED, total=Decimal("10.00"))
+    url = reverse("admin:orders_order_change", args=[order.pk])
+
+    page = client.get(url).content.decode()
+
+    assert 'name="items-0-quantity"' not in page and "1 × Product" in page
