@@ -99,6 +99,15 @@ def _items_insert(batch: PriceBatch, prices: Iterator[tuple[int, Decimal]]) -> N
         )
 
 
+def price_batch_queue(*, batch_ids: list[int]) -> int:
+    """Queue the job of each of these price batches that has not started, after commit; returns how many."""
+    pending = list(PriceBatch.objects.filter(pk__in=batch_ids, job_batch__isnull=True).values_list("pk", flat=True))
+    with transaction.atomic():
+        for batch_id in pending:
+            enqueue_on_commit(PROCESS_BATCH, batch_id)
+    return len(pending)
+
+
 def price_batch_start(*, batch_id: int, should_stop: Callable[[], bool] | None = None) -> PriceBatch:
     """Queue one ``process_item`` job per item, as one sealed job batch; each item once, however often it runs.
 
