@@ -220,3 +220,40 @@ def test_products_are_picked_by_autocomplete_on_a_price_batch(client):
 
     assert re.search(r'<select name="items-0-product"[^>]*class="admin-autocomplete', page)
     assert 'name="items_file"' in page
+
+
+def test_an_unreadable_file_or_a_header_without_price_is_refused_with_the_reason(client):
+    staff(client, "add_pricebatch")
+
+    binary = upload(client, b"sku,price\nMUG-1,\x00\x01\n").content.decode()
+    no_price = upload(client, b"sku,cost\nMUG-1,4.50\n").content.decode()
+
+    assert "This file is binary (it contains NUL bytes), not a CSV." in binary
+    assert "The header lacks price: line 1 names the columns sku and price (others are ignored)." in no_price
+    assert not PriceBatch.objects.exists()
+
+
+def test_once_processed_the_batch_page_shows_the_prices_it_replaced_and_takes_no_new_ones(
+    client, jobs, perform_jobs, django_capture_on_commit_callbacks
+):
+    # Given a batch lowering a mug from 10.00 to 7.50, processed
+    staff(client, "process_pricebatch", "change_pricebatch", "add_pricebatchitem")
+    mug = make_product(sku="MUG-1", name="Mug", price=Decimal("10.00"))
+    batch = PriceBatch.objects.create(description="Mugs")
+    PriceBatchItem.objects.create(batch=batch, product=mug, new_price=Decimal("7.50"))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("admin:orders_pricebatch_changelist"),
+            {"action": "process_batches", "_selected_action": [batch.pk]},
+        )
+    perform_jobs()
+
+    # When its page is opened
+    page = client.get(reverse("admin:orders_pricebatch_change", args=[batch.pk])).content.decode()
+
+    # Then the item reads from the old price to the new, applied, and no file or row can be added
+    mug.refresh_from_db()
+    assert mug.price == Decimal("7.50")
+    assert re.search(r"<td>MUG-1</td>\s*<td>Mug</td>\s*<td[^>]*>10.00</td>\s*<td[^>]*>&rarr; 7.50</td>", page)
+    assert "not yet" not in page
+    assert 'name="items_file"' not in page and 'name="items-0-new_price"' not in page
