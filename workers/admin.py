@@ -96,16 +96,8 @@ class DeadLetterAdmin(admin.ModelAdmin):
         return request.user.has_perm("workers.replay_deadletter")
 
 
-@admin.register(OperatorAction)
-class OperatorActionAdmin(admin.ModelAdmin):
-    """The audit trail: read only, for everybody (superusers included)."""
-
-    list_display = ["created_at", "username", "action", "target", "count"]
-    list_filter = ["action", "username"]
-    search_fields = ["target", "username"]
-    date_hierarchy = "created_at"
-    readonly_fields = ["created_at", "username", "action", "target", "count", "detail"]
-    fields = readonly_fields
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by jobs and the platform: visible to staff, never edited by hand (superusers included)."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -115,6 +107,18 @@ class OperatorActionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(ReadOnlyAdmin):
+    """The audit trail: read only, for everybody (superusers included)."""
+
+    list_display = ["created_at", "username", "action", "target", "count"]
+    list_filter = ["action", "username"]
+    search_fields = ["target", "username"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["created_at", "username", "action", "target", "count", "detail"]
+    fields = readonly_fields
 
 
 @admin.register(Batch)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from orders.admin.read_only import ReadOnlyAdmin
 from orders.models import EmailDelivery
+from workers.admin import ReadOnlyAdmin
 
 
 @admin.register(EmailDelivery)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from orders.admin.read_only import ReadOnlyAdmin
 from orders.forms import OrderItemForm
 from orders.models import Order, OrderItem, Payment
 from orders.services.datasets import order_totals_recompute
 from orders.services.orders import QueueOutcome, order_cancel, order_queue_processing_outcome
 from orders.services.payments import payment_queue_retry
+from workers.admin import ReadOnlyAdmin
 
 
 class OrderItemInline(admin.TabularInline):

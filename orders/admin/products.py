@@ -9,11 +9,11 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from orders.admin.read_only import ReadOnlyAdmin
 from orders.forms import PriceChangeForm, StockAdjustmentForm
 from orders.models import InventoryAudit, Product, StockAdjustment
 from orders.services.inventory import stock_adjustment_request
 from orders.services.price_batches import PriceOutOfRange, price_batch_from_products
+from workers.admin import ReadOnlyAdmin
 from workers.console.audit import AlreadyDone, new_token, record_action
 
 
