@@ -216,6 +216,7 @@ DRAMATIQ_BROKER = {
         "workers.middleware.CrashGuard",
         "workers.middleware.Cancellation",
         "workers.middleware.ArgumentCheck",
+        "workers.middleware.FlowControl",
         "workers.middleware.RejectionRecord",
         "workers.middleware.JobLog",
         "workers.middleware.JobHistory",

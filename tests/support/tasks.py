@@ -11,6 +11,7 @@ import dramatiq
 import redis
 from django.conf import settings
 
+from tests.support import flow_tasks  # noqa: F401 - its actors load with these
 from workers.errors import PermanentError
 
 

@@ -7,6 +7,7 @@ from workers.middleware.crashes import CrashGuard
 from workers.middleware.history import JobHistory
 from workers.middleware.housekeeping import Housekeeping
 from workers.middleware.job_log import JobLog
+from workers.middleware.limits import FlowControl
 from workers.middleware.message_size import MessageSizeLimit
 from workers.middleware.presence import WorkerPresence
 from workers.middleware.rejections import RejectionRecord
@@ -17,6 +18,7 @@ from workers.middleware.weighted_queues import WeightedQueues
 __all__ = [
     # Routing
     "WeightedQueues",
+    "FlowControl",
     # Recovery
     "Housekeeping",
     "CrashGuard",

@@ -13,6 +13,7 @@ from dramatiq.middleware import Middleware
 from workers.history import HistoryBuffer
 from workers.middleware.cancellation import Cancellation
 from workers.middleware.job_log import job_outcome
+from workers.middleware.limits import FlowControl
 
 
 class JobHistory(Middleware):
@@ -70,6 +71,8 @@ class JobHistory(Middleware):
             return
         finished = time.time()
         started, attempt = self.started.pop(message.message_id, (finished, message.options.get("retries", 0) + 1))
+        if any(isinstance(m, FlowControl) and m.is_deferring(message) for m in broker.middleware):
+            return  # deferred by a flow limit: it runs later, as the same job
         outcome = "cancelled" if self._cancelled_before_start(broker, message) else "skipped"
         self.buffer.add(message, outcome, attempt, started, finished, "")
 
