@@ -40,6 +40,19 @@ def url(var_dir: Path) -> str:
     return f"unix://{socket_path(var_dir)}"
 
 
+def start_unless_configured() -> None:
+    """Start the embedded server if this process will need it: REDIS_URL unset, and a broker that is not the stub.
+
+    Entry points call it (``manage.py``, the WSGI application) before Django loads: importing
+    the settings only names the server's URL, it starts nothing.
+    """
+    if os.environ.get("REDIS_URL") or os.environ.get("BROKER_URL", "").startswith("stub:"):
+        return
+    from config.environment import var_dir
+
+    ensure_running(var_dir())
+
+
 def _client(var_dir: Path) -> redis.Redis:
     """A client that asks once: redis-py retries a failed command three times with back-off by
     default, seconds spent on a server that is not there, or that has just shut down."""
@@ -153,8 +166,9 @@ def _wait_for_clients_to_leave(var_dir: Path, *, timeout: float) -> bool:
 if __name__ == "__main__":
     # python -m config.embedded_redis start|stop|watch [VAR_DIR]
     action = sys.argv[1] if len(sys.argv) > 1 else "start"
-    default = os.environ.get("VAR_DIR") or Path(__file__).resolve().parent.parent / "var"
-    target = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(default)
+    from config.environment import var_dir
+
+    target = Path(sys.argv[2]) if len(sys.argv) > 2 else var_dir()
     if action == "start":
         print(ensure_running(target))
     elif action == "stop":

@@ -7,38 +7,26 @@ configuration table. https://docs.djangoproject.com/en/5.2/ref/settings/
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import dj_database_url
 
 from config import embedded_redis
+from config.environment import BASE_DIR, Env, var_dir
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+env = Env()
+
+VAR_DIR = var_dir()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 # GENERAL
 # https://docs.djangoproject.com/en/5.2/ref/settings/#debug
-DEBUG = env_bool("DEBUG", default=True)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
         raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "insecure-local-development-key"
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-TIME_ZONE = os.environ.get("TIME_ZONE", "Europe/Berlin")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+TIME_ZONE = env.str("TIME_ZONE", default="Europe/Berlin")
 USE_TZ = True
 LANGUAGE_CODE = "en-us"
 ROOT_URLCONF = "config.urls"
@@ -61,7 +49,7 @@ INSTALLED_APPS = [
     "orders",
     "reports",
     # Extra apps for one process, e.g. the test suite's own actors in a worker it starts.
-    *env_list("EXTRA_APPS"),
+    *env.list("EXTRA_APPS", default=[]),
 ]
 
 MIDDLEWARE = [
@@ -98,19 +86,16 @@ STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
 # The largest product CSV the admin accepts, in bytes.
-IMPORT_MAX_UPLOAD_BYTES = int(float(os.environ.get("IMPORT_MAX_UPLOAD_MB", "50")) * 1024 * 1024)
+IMPORT_MAX_UPLOAD_BYTES = int(env.float("IMPORT_MAX_UPLOAD_MB", default=50) * 1024 * 1024)
 # Uploaded import files are deleted this many days after their import finished (the import stays).
-IMPORT_FILE_RETENTION_DAYS = int(os.environ.get("IMPORT_FILE_RETENTION_DAYS", "30"))
+IMPORT_FILE_RETENTION_DAYS = env.int("IMPORT_FILE_RETENTION_DAYS", default=30)
 
 # DATABASES
 # https://docs.djangoproject.com/en/5.2/ref/settings/#databases
 # SQLite runs in WAL mode with IMMEDIATE transactions so that several worker processes and
 # threads queue for the write lock instead of failing with "database is locked".
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=60, conn_health_checks=True
-    )
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES["default"].update(CONN_MAX_AGE=60, CONN_HEALTH_CHECKS=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
@@ -125,47 +110,44 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 # EMAIL
 # https://docs.djangoproject.com/en/5.2/topics/email/
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "backoffice@localhost")
-STAFF_ALERT_EMAILS = env_list("STAFF_ALERT_EMAILS", "staff@localhost")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="backoffice@localhost")
+STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=["staff@localhost"])
 
 # PAYMENTS
 # The gateway class (a dotted path); the sandbox has deterministic test tokens.
-PAYMENT_GATEWAY = os.environ.get("PAYMENT_GATEWAY", "orders.gateway.SandboxGateway")
+PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="orders.gateway.SandboxGateway")
 
 # JOBS
 # The queues and their weights: a busy worker serves each queue in proportion to its weight.
 JOB_QUEUES = {"urgent": 6, "default": 3, "mailers": 2, "low": 1}
 # Seconds between two rounds of housekeeping (dead workers' messages put back, the outbox relayed),
 # done by one live worker process of the cluster at a time.
-JOB_HOUSEKEEPING_INTERVAL = float(os.environ.get("JOB_HOUSEKEEPING_INTERVAL", "5"))
+JOB_HOUSEKEEPING_INTERVAL = env.float("JOB_HOUSEKEEPING_INTERVAL", default=5)
 # Dead letters and finished batches older than this many days are pruned every night.
-JOB_RECORD_RETENTION_DAYS = int(os.environ.get("JOB_RECORD_RETENTION_DAYS", "30"))
+JOB_RECORD_RETENTION_DAYS = env.int("JOB_RECORD_RETENTION_DAYS", default=30)
 # Days of job history (every finished run) kept for the console's history page.
-JOB_HISTORY_DAYS = int(os.environ.get("JOB_HISTORY_DAYS", "7"))
+JOB_HISTORY_DAYS = env.int("JOB_HISTORY_DAYS", default=7)
 # Milliseconds between two refreshes of an open console page.
-CONSOLE_REFRESH_MS = int(os.environ.get("CONSOLE_REFRESH_MS", "3000"))
+CONSOLE_REFRESH_MS = env.int("CONSOLE_REFRESH_MS", default=3000)
 # The largest job message (its JSON), in bytes: a larger one is refused when sent and when received.
-JOB_MAX_MESSAGE_BYTES = int(os.environ.get("JOB_MAX_MESSAGE_BYTES", str(256 * 1024)))
+JOB_MAX_MESSAGE_BYTES = env.int("JOB_MAX_MESSAGE_BYTES", default=256 * 1024)
 # Keys of the HMAC on every message, comma-separated: the first signs, all verify (to rotate,
 # put the new key first and drop the old one once no message signed with it can be waiting).
 # Unset: one key derived from SECRET_KEY.
-JOB_SIGNING_KEYS = env_list("JOB_SIGNING_KEYS")
+JOB_SIGNING_KEYS = env.list("JOB_SIGNING_KEYS", default=[])
 DRAMATIQ_ENCODER = "workers.signing.SignedJSONEncoder"
 
 # BROKER_URL chooses the broker: unset means Redis at REDIS_URL, amqp://... means RabbitMQ,
 # stub:// means Dramatiq's in-memory StubBroker (the test suite's own process).
-BROKER_URL = os.environ.get("BROKER_URL", "")
-REDIS_URL = os.environ.get("REDIS_URL", "")
-if not REDIS_URL:
-    REDIS_URL = embedded_redis.url(VAR_DIR)
-    if not BROKER_URL.startswith("stub:"):
-        embedded_redis.ensure_running(VAR_DIR)
+BROKER_URL = env.str("BROKER_URL", default="")
+# Unset: the embedded Redis under VAR_DIR, which `manage.py` and the WSGI application start (config.embedded_redis).
+REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.url(VAR_DIR)
 
 if BROKER_URL.startswith("stub:"):
     _broker = {"BROKER": "dramatiq.brokers.stub.StubBroker", "OPTIONS": {}}
@@ -178,25 +160,25 @@ else:
             "url": REDIS_URL,
             # A worker silent this long (in ms) is dead: the housekeeping of the live workers puts
             # its unacknowledged messages back (a live worker beats at least once a second).
-            "heartbeat_timeout": int(os.environ.get("REDIS_HEARTBEAT_TIMEOUT_MS", "15000")),
+            "heartbeat_timeout": env.int("REDIS_HEARTBEAT_TIMEOUT_MS", default=15000),
             # How many broker commands in a million also run Dramatiq's own recovery: none by
             # default, since housekeeping does it every few seconds and puts messages back first
             # in line, where the broker's own puts them last.
-            "maintenance_chance": int(os.environ.get("REDIS_MAINTENANCE_CHANCE", "0")),
+            "maintenance_chance": env.int("REDIS_MAINTENANCE_CHANCE", default=0),
         },
     }
 
 # Worker metrics over HTTP for Prometheus, one endpoint per worker host (off when unset).
-PROMETHEUS_PORT = os.environ.get("PROMETHEUS_PORT", "")
+PROMETHEUS_PORT = env.str("PROMETHEUS_PORT", default="")
 if PROMETHEUS_PORT:
     os.environ.setdefault("dramatiq_prom_port", PROMETHEUS_PORT)
-    os.environ.setdefault("dramatiq_prom_host", os.environ.get("PROMETHEUS_HOST", "127.0.0.1"))
+    os.environ.setdefault("dramatiq_prom_host", env.str("PROMETHEUS_HOST", default="127.0.0.1"))
     os.environ.setdefault("dramatiq_prom_db", str(VAR_DIR / "prometheus"))
 
 # StatsD timings and counters per actor (off when unset).
-STATSD_HOST = os.environ.get("STATSD_HOST", "")
-STATSD_PORT = int(os.environ.get("STATSD_PORT", "8125"))
-STATSD_PREFIX = os.environ.get("STATSD_PREFIX", "backoffice")
+STATSD_HOST = env.str("STATSD_HOST", default="")
+STATSD_PORT = env.int("STATSD_PORT", default=8125)
+STATSD_PREFIX = env.str("STATSD_PREFIX", default="backoffice")
 
 # The list is explicit: django-dramatiq's default names middleware that Dramatiq 2 moved.
 # Order matters: "after" hooks run bottom-up, so JobLog and JobHistory see the outcome Retries decided.
@@ -204,6 +186,7 @@ DRAMATIQ_BROKER = {
     **_broker,
     "MIDDLEWARE": [
         *(["dramatiq.middleware.prometheus.Prometheus"] if PROMETHEUS_PORT else []),
+        "workers.middleware.tracing.Tracing",
         "workers.middleware.MessageSizeLimit",
         "dramatiq.middleware.AgeLimit",
         "dramatiq.middleware.TimeLimit",
@@ -233,26 +216,26 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 # @task is an actor of its own, enqueued through the outbox. https://docs.djangoproject.com/en/6.0/topics/tasks/
 TASKS = {"default": {"BACKEND": "workers.tasks_backend.DramatiqBackend"}}
 # Seconds a task's result (status, return value, errors) is kept after its last change.
-TASK_RESULT_TTL = int(os.environ.get("TASK_RESULT_TTL", str(24 * 3600)))
+TASK_RESULT_TTL = env.int("TASK_RESULT_TTL", default=24 * 3600)
 
 # SCHEDULER: `manage.py runscheduler` sends the jobs declared with @cron. Any number may run; one
 # leads under a Redis lock that it renews every SCHEDULER_LOCK_RENEW seconds (at most half the
 # TTL), and a standby takes over within SCHEDULER_LOCK_TTL seconds (plus one renewal) of its death.
-SCHEDULER_LOCK_TTL = float(os.environ.get("SCHEDULER_LOCK_TTL", "10"))
-SCHEDULER_LOCK_RENEW = float(os.environ.get("SCHEDULER_LOCK_RENEW", "2"))
+SCHEDULER_LOCK_TTL = env.float("SCHEDULER_LOCK_TTL", default=10)
+SCHEDULER_LOCK_RENEW = env.float("SCHEDULER_LOCK_RENEW", default=2)
 # A run missed while no scheduler ran is sent once on leading if it is at most this many hours old.
-SCHEDULER_CATCH_UP_HOURS = float(os.environ.get("SCHEDULER_CATCH_UP_HOURS", "24"))
+SCHEDULER_CATCH_UP_HOURS = env.float("SCHEDULER_CATCH_UP_HOURS", default=24)
 
 # REPORTS
 # Who gets the daily report by mail; empty: nobody, the report is only stored.
-REPORT_RECIPIENTS = env_list("REPORT_RECIPIENTS", "staff@localhost")
+REPORT_RECIPIENTS = env.list("REPORT_RECIPIENTS", default=["staff@localhost"])
 
 # LOGGING
 # https://docs.djangoproject.com/en/5.2/topics/logging/
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # One clock a line. Under `make run` honcho stamps every line with the machine's local time, so
 # the Procfile turns the processes' own stamp off (it would be a second clock, in TIME_ZONE).
-LOG_TIMESTAMPS = env_bool("LOG_TIMESTAMPS", default=True)
+LOG_TIMESTAMPS = env.bool("LOG_TIMESTAMPS", default=True)
 LOG_FORMAT = ("%(asctime)s " if LOG_TIMESTAMPS else "") + "%(levelname)s %(name)s %(message)s"
 LOGGING = {
     "version": 1,
@@ -270,5 +253,7 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # A failure that will be retried is a warning line; one that ends the job keeps its traceback.
         "dramatiq.worker.WorkerThread": {"filters": ["retry_log_level"]},
+        # JobLog logs each task's start and end already; django-tasks' own lines would double them.
+        "django_tasks": {"level": "WARNING"},
     },
 }

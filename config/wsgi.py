@@ -4,5 +4,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from config.embedded_redis import start_unless_configured
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+start_unless_configured()
 application = get_wsgi_application()
