@@ -1,4 +1,4 @@
-"""App config for the job platform: checks the Dramatiq it leans on, declares every configured queue at start."""
+"""App config for the job platform: checks the Dramatiq it leans on, declares the queues, traces when asked."""
 
 from django.apps import AppConfig
 from django.core import checks
@@ -10,6 +10,12 @@ class WorkersConfig(AppConfig):
 
     def ready(self) -> None:
         import dramatiq
+
+        from workers import tracing
+
+        # Before any request or job: the web server builds its middleware (Django's span among
+        # them) after the apps are ready. Off unless the OTEL_* variables ask for it.
+        tracing.setup_from_environment()
 
         checks.register(dramatiq_version_check)
         checks.register(actor_names_check)

@@ -21,6 +21,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 from dramatiq.middleware import Middleware, MiddlewareError
 
+from workers import tracing
 from workers.dramatiq_internals.keys import REDIS_ID_OPTION, dq_name, messages_key, queue_key
 from workers.middleware.message_size import MessageSizeLimit
 from workers.middleware.unique import DuplicateJob
@@ -53,7 +54,11 @@ def enqueue_many(
     limits = [m for m in broker.middleware if isinstance(m, MessageSizeLimit)]
     for chunk in chunked(messages, chunk_size):
         # Measured before any hook acts on the chunk: an oversized message must not leave the
-        # unique locks of the messages before it taken, with nothing sent.
+        # unique locks of the messages before it taken, with nothing sent. It is measured with
+        # the trace context it will carry.
+        if tracing.tracer() is not None:
+            for message in chunk:
+                tracing.carry_context(message)
         for limit in limits:
             for message in chunk:
                 limit.before_enqueue(broker, message, delay)

@@ -22,6 +22,7 @@ from dramatiq import Message
 from workers.bulk import CHUNK_SIZE, chunked, enqueue_many
 from workers.middleware.message_size import MessageTooLarge, check_message_size
 from workers.models import OutboxMessage
+from workers.tracing import carry_context
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,10 @@ def outbox_add(
     if not transaction.get_connection(using).in_atomic_block:
         enqueue_many(messages, delay=delay, broker=broker)
         return
-    for message in messages:  # refused here, in the caller's transaction, not by every relay after it
+    for message in messages:
+        # The caller's trace goes with the row: a relay sends it later, from no request.
+        carry_context(message)
+        # Refused here, in the caller's transaction, not by every relay after it.
         check_message_size(broker, message)
     rows = OutboxMessage.objects.using(using).bulk_create(
         OutboxMessage(message=_as_json(message), delay=delay) for message in messages

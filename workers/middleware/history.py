@@ -73,14 +73,7 @@ class JobHistory(Middleware):
         started, attempt = self.started.pop(message.message_id, (finished, message.options.get("retries", 0) + 1))
         if any(isinstance(m, FlowControl) and m.is_deferring(message) for m in broker.middleware):
             return  # deferred by a flow limit: it runs later, as the same job
-        outcome = "cancelled" if self._cancelled_before_start(broker, message) else "skipped"
-        self.buffer.add(message, outcome, attempt, started, finished, "")
-
-    def _cancelled_before_start(self, broker, message) -> bool:
-        """True if the Cancellation middleware skipped it: it was cancelled while it waited."""
-        return any(
-            message.message_id in getattr(m, "cancelled", ()) for m in broker.middleware if isinstance(m, Cancellation)
-        )
+        self.buffer.add(message, skip_outcome(broker, message), attempt, started, finished, "")
 
     def _flushing(self) -> None:
         from django.db import connections
@@ -97,3 +90,14 @@ class JobHistory(Middleware):
             self.buffer.flush()
         except Exception:  # noqa: BLE001 - the buffer kept its rows; the next round tries again
             self.logger.warning("job history not written; kept for the next try", exc_info=True)
+
+
+def skip_outcome(broker, message) -> str:
+    """How a skipped job ended: ``cancelled`` or ``skipped``; the one rule for the job history and the job's trace.
+
+    ``cancelled`` when the Cancellation middleware skipped it: it was cancelled while it waited.
+    """
+    cancelled = any(
+        message.message_id in getattr(m, "cancelled", ()) for m in broker.middleware if isinstance(m, Cancellation)
+    )
+    return "cancelled" if cancelled else "skipped"

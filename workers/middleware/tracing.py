@@ -1,0 +1,94 @@
+"""Tracing: a job's trace context travels in its message, and each attempt is a span under the code that queued it."""
+
+from __future__ import annotations
+
+import traceback
+
+from dramatiq.common import q_name
+from dramatiq.logging import get_logger
+from dramatiq.middleware import Middleware
+
+from workers import tracing
+from workers.middleware.history import skip_outcome
+from workers.middleware.job_log import job_outcome
+from workers.redaction import redact
+
+
+class Tracing(Middleware):
+    """Carry the sender's trace context in each message, and trace each attempt as a CONSUMER span.
+
+    ``before_enqueue`` writes the current W3C context into the message option ``trace`` unless
+    the message has one: a job written to the outbox in a request keeps the request's context
+    when the relay sends it later, and a retry, sent again from inside the failed attempt's
+    span, keeps its first parent. ``before_process_message`` opens the span ``<actor> process``
+    under that context and makes it current, so whatever the job queues (the next job, a batch's
+    callbacks, an exhausted job's callback) and the database and Redis calls it makes are its
+    children. The span ends with the outcome the job log uses (``job.outcome``: succeeded,
+    retrying, failed, cancelled, skipped), and an exception recorded on it.
+
+    Must come first in the middleware list: its after-hooks then run last, once Retries and
+    BatchProgress have sent what they send from inside the span. While tracing is off
+    (``workers.tracing``), every hook returns at once.
+    """
+
+    def __init__(self) -> None:
+        self.logger = get_logger(__name__, type(self))
+        self.spans: dict[str, tuple[object, object]] = {}
+
+    def before_enqueue(self, broker, message, delay) -> None:
+        """Write the current trace context into the message, unless it carries one already."""
+        tracing.carry_context(message)
+
+    def before_process_message(self, broker, message) -> None:
+        """Open the attempt's span under the context the message carries, and make it current."""
+        tracer = tracing.tracer()
+        if tracer is None:
+            return
+        from opentelemetry import context, propagate, trace
+
+        parent = propagate.extract(message.options.get(tracing.TRACE_OPTION) or {})
+        span = tracer.start_span(
+            f"{message.actor_name} process",
+            context=parent,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "dramatiq",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": q_name(message.queue_name),
+                "messaging.message.id": message.message_id,
+                "job.actor": message.actor_name,
+                # Retries counts the attempts already made in the message's options.
+                "job.attempt": message.options.get("retries", 0) + 1,
+            },
+        )
+        self.spans[message.message_id] = (span, context.attach(trace.set_span_in_context(span)))
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        """End the span with the job's outcome, and its exception if it raised one."""
+        if message.message_id in self.spans:
+            self._end(message, job_outcome(message, exception), exception)
+
+    def after_skip_message(self, broker, message) -> None:
+        """End the span of a message a middleware skipped: cancelled while it waited, or skipped."""
+        if message.message_id in self.spans:
+            self._end(message, skip_outcome(broker, message), None)
+
+    def after_worker_shutdown(self, broker, worker) -> None:
+        """Export the spans still buffered before the process leaves."""
+        tracing.flush()
+
+    def _end(self, message, outcome: str, exception: BaseException | None) -> None:
+        from opentelemetry import context
+        from opentelemetry.trace import Status, StatusCode
+
+        span, token = self.spans.pop(message.message_id)
+        span.set_attribute("job.outcome", outcome)
+        if exception is not None:
+            # Error texts may name a customer: redacted, as in the log lines.
+            text = redact(str(exception))
+            stack = redact("".join(traceback.format_exception(exception)))
+            span.record_exception(exception, {"exception.message": text, "exception.stacktrace": stack})
+            if outcome != "cancelled":  # stopped when asked to: not an error
+                span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {text}"[:200]))
+        span.end()
+        context.detach(token)
