@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,16 +9,13 @@ from pathlib import Path
 import dramatiq
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.utils.module_loading import autodiscover_modules
 from django_dramatiq.utils import load_middleware
+from playwright.sync_api import expect, sync_playwright
 
 from workers import queues
 from workers.dramatiq_internals.consumers import GuardedRedisBroker
-
-# Playwright's sync API keeps an event loop in the test's thread, which makes Django refuse ORM
-# calls there (SynchronousOnlyOperation); the test only sets rows up and reads them back, in order.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -49,12 +45,15 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def browser_context():
     """One headless Chromium with a fresh profile for the session; each test opens its own page."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("Playwright is not installed: run `make e2e`, which installs requirements-dev.txt.", pytrace=False)
     executable = chromium_path()
-    with tempfile.TemporaryDirectory(prefix="e2e-chromium-") as profile, sync_playwright() as playwright:
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        tempfile.TemporaryDirectory(prefix="e2e-chromium-") as profile,
+        sync_playwright() as playwright,
+    ):
+        # Playwright's sync API keeps an event loop in the test's thread, where Django then refuses ORM
+        # calls (SynchronousOnlyOperation); the tests only set rows up and read them back, in order.
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=executable, args=CHROMIUM_ARGS, viewport=VIEWPORT
         )
@@ -70,6 +69,7 @@ def page(browser_context):
     browser_context.clear_cookies()
     tab = browser_context.new_page()
     tab.set_default_timeout(15_000)
+    expect.set_options(timeout=15_000)  # a worker publishes its state every 2 s, a page refreshes every second
     yield tab
     tab.close()
 
@@ -100,9 +100,13 @@ def live_broker(redis_client, redis_url, monkeypatch) -> GuardedRedisBroker:
 
 @pytest.fixture
 def console(page, live_server, live_broker, settings):
-    """The console's Overview, opened by an operator who logged in through the admin's login form."""
+    """The console's Overview, opened by an operator who logged in through the admin's login form.
+
+    The operator is staff holding every permission of the job platform (and none of the shop's).
+    """
     settings.CONSOLE_REFRESH_MS = 1000  # the live parts refresh fast, so the waits stay short
-    User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
+    operator = User.objects.create_user("operator", password=PASSWORD, is_staff=True)
+    operator.user_permissions.set(Permission.objects.filter(content_type__app_label="workers"))
     page.goto(f"{live_server.url}/admin/jobs/dashboard/")
     page.get_by_label("Username").fill("operator")
     page.get_by_label("Password").fill(PASSWORD)
