@@ -82,7 +82,7 @@ def live_broker(redis_client, redis_url, monkeypatch) -> GuardedRedisBroker:
     the test the global broker and every actor's broker become this one: what the console reads,
     pauses, cancels or replays is what the real worker sees.
     """
-    autodiscover_modules("tasks")  # every actor, as the web process's start-up checks import them
+    autodiscover_modules("tasks")  # every actor, as `runserver`'s start-up checks import them
     stub = dramatiq.get_broker()
     broker = GuardedRedisBroker(
         url=redis_url, middleware=[load_middleware(path) for path in settings.DRAMATIQ_BROKER["MIDDLEWARE"]]
