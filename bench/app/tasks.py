@@ -1,4 +1,4 @@
-"""The no-op actor on the project's own broker and middleware, found by rundramatiq's autodiscovery."""
+"""The no-op actor (and @task) on the project's own broker and middleware, found by rundramatiq's autodiscovery."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import time
 
 import dramatiq
+from django_tasks import task
 from dramatiq.middleware import CurrentMessage
 
 from bench.workloads.counter import CRASHES, RAN, client, count_job
@@ -23,6 +24,12 @@ def enqueue(jobs: int) -> None:
     """Send ``jobs`` messages the way project code does (outside a transaction: at once)."""
     for _ in range(jobs):
         enqueue_on_commit(noop)
+
+
+@task(queue_name=queues.DEFAULT)
+def noop_task() -> None:
+    """The same no-op as a task of Django's tasks API (tasks_backend scenario)."""
+    count_job()
 
 
 @dramatiq.actor(queue_name=queues.DEFAULT)

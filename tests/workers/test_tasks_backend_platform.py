@@ -145,8 +145,26 @@ def test_results_in_redis_expire_after_the_configured_time(redis_client, setting
     settings.TASK_RESULT_TTL = 600
     store = RedisResults(redis_client, "backoffice")
 
-    store.write("r1", {"status": "READY"}, keep={"started_at": "a"})
-    record = store.write("r1", {"status": "RUNNING"}, keep={"started_at": "b"}, read=True)
+    store.write("r1", {"task": "t"}, keep={"status": "READY", "started_at": "a"})
+    record = store.write("r1", {"worker:1": "w"}, keep={"started_at": "b"}, status="RUNNING", phase=2, read=True)
 
-    assert record == {"status": "RUNNING", "started_at": "a"}
+    assert record == {"task": "t", "status": "RUNNING", "phase": "2", "started_at": "a", "worker:1": "w"}
     assert 0 < redis_client.pttl("backoffice:task-results:r1") <= result_ttl_ms()
+
+
+def test_a_start_written_in_the_background_after_the_end_does_not_put_running_back(redis_client):
+    # Given a failure recorded at once, and the start of that attempt still waiting to be sent
+    store = RedisResults(redis_client, "backoffice")
+    store.write("r2", {"error:1": "{}"}, status="FAILED", phase=3)
+    store.write_soon("r2", {"worker:1": "w"}, status="RUNNING", phase=2)
+
+    # When the background writes are sent
+    assert store.background.flush()
+
+    # Then the start's fields are there, and the status is still the end's
+    assert redis_client.hgetall("backoffice:task-results:r2") == {
+        b"status": b"FAILED",
+        b"phase": b"3",
+        b"error:1": b"{}",
+        b"worker:1": b"w",
+    }

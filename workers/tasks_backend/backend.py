@@ -19,7 +19,8 @@ from django_tasks.signals import task_enqueued
 
 from workers import queues
 from workers.outbox import outbox_add
-from workers.tasks_backend.results import from_millis, result_from_record, result_store, result_ttl_ms, timestamp
+from workers.tasks_backend.records import from_millis, result_from_record, timestamp
+from workers.tasks_backend.results import result_store, result_ttl_ms
 from workers.tasks_backend.runner import BACKEND_OPTION, PRIORITY_OPTION, RUN_AFTER_OPTION, task_actor
 
 logger = logging.getLogger(__name__)

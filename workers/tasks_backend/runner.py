@@ -12,6 +12,7 @@ from collections.abc import Callable
 from inspect import iscoroutinefunction
 
 import dramatiq
+from django.dispatch import Signal
 from django.utils import timezone
 from django_tasks.base import Task, TaskContext, TaskResultStatus
 from django_tasks.signals import task_finished, task_started
@@ -24,7 +25,8 @@ from workers.errors import PermanentError
 from workers.middleware.retries import Retries
 from workers.redaction import redact
 from workers.tasks_backend.options import options_of
-from workers.tasks_backend.results import from_millis, result_from_record, result_store, timestamp
+from workers.tasks_backend.records import from_millis, result_from_record, timestamp
+from workers.tasks_backend.results import result_store
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,12 @@ logger = logging.getLogger(__name__)
 PRIORITY_OPTION = "task_priority"
 BACKEND_OPTION = "task_backend"
 RUN_AFTER_OPTION = "task_run_after"
+STARTED_OPTION = "task_started_at"
+WORKERS_OPTION = "task_workers"
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+HOST = socket.gethostname()
+#: django-tasks' own logger, whose receivers log each task's start and end.
+TASKS_LOGGER = logging.getLogger("django_tasks")
 
 
 class TaskExited(RuntimeError):
@@ -81,24 +87,34 @@ def _runner(task: Task) -> Callable[..., None]:
 
 
 def task_run(task: Task, args: list, kwargs: dict) -> None:
-    """Run the task's function for the current message, writing its result at the start and at the end.
+    """Run the task's function for the current message, recording its result at the start and at the end.
 
-    A failure is recorded as an error of this attempt and raised again for the platform's
-    retries; the result says READY again if the job will be retried, FAILED if not.
+    A failure is recorded at once, as an error of this attempt, and raised again for the
+    platform's retries: the result says READY again if the job will be retried, FAILED if not.
+    The start and a success are recorded in the background (``writer.py``).
     """
     message = CurrentMessage.get_current_message()
     broker = dramatiq.get_broker()
     store = result_store(broker)
     attempt = message.options.get("retries", 0) + 1
+    worker_id = f"{HOST}:{os.getpid()}"  # this worker process (read here: it may have been forked)
     now = timestamp(timezone.now())
-    record = store.write(
-        message.message_id,
-        {"status": TaskResultStatus.RUNNING, "last_attempted_at": now, f"worker:{attempt}": WORKER_ID},
-        keep={"started_at": now, **_record_of_message(message, args, kwargs)},
-        read=True,
-    )
-    result = result_from_record(message.message_id, record)
-    task_started.send(type(task.get_backend()), task_result=result)
+    # Kept in the message, so that its retries know them without reading the result back.
+    message.options.setdefault(STARTED_OPTION, now)
+    workers = message.options[WORKERS_OPTION] = [*message.options.get(WORKERS_OPTION, ()), worker_id]
+    running = {"last_attempted_at": now, f"worker:{attempt}": worker_id}
+    kept = _record_of_message(message, args, kwargs)
+    status = {"status": TaskResultStatus.RUNNING, "phase": 2 * attempt}
+    if task.takes_context:  # the context holds the whole result, earlier attempts' errors included
+        record = store.write(message.message_id, running, keep=kept, read=True, **status)
+    else:
+        store.write_soon(message.message_id, running, keep=kept, **status)
+        workers_by_attempt = {f"worker:{number}": id_ for number, id_ in enumerate(workers, 1)}
+        record = {**kept, **running, **workers_by_attempt, "status": TaskResultStatus.RUNNING}
+    result = None
+    if task.takes_context or _heard(task_started, logging.INFO):
+        result = result_from_record(message.message_id, record, task=task)
+        task_started.send(_sender(), task_result=result)
     try:
         value = _call(task, result, args, kwargs)
     except KeyboardInterrupt:
@@ -108,16 +124,17 @@ def task_run(task: Task, args: list, kwargs: dict) -> None:
         raised = TaskExited(f"{task.module_path} raised {error!r}") if isinstance(error, SystemExit) else error
         verdict = _verdict(broker, message, raised)
         status = TaskResultStatus.READY if verdict == "retry" else TaskResultStatus.FAILED
-        _finish(store, message, task, status, {f"error:{attempt}": _error_json(error)})
+        _finish(store, message, task, record, status, {f"error:{attempt}": _error_json(error)}, attempt)
         if raised is error:
             raise
         raise raised from error
     try:
         encoded = _json_value(value)
     except (TypeError, ValueError) as error:
-        _finish(store, message, task, TaskResultStatus.FAILED, {f"error:{attempt}": _error_json(error)})
+        fields = {f"error:{attempt}": _error_json(error)}
+        _finish(store, message, task, record, TaskResultStatus.FAILED, fields, attempt)
         raise TaskReturnValueError(f"{task.module_path} returned a value JSON cannot hold: {error}") from error
-    _finish(store, message, task, TaskResultStatus.SUCCESSFUL, {"return_value": encoded})
+    _finish(store, message, task, record, TaskResultStatus.SUCCESSFUL, {"return_value": encoded}, attempt)
 
 
 def _call(task: Task, result, args: list, kwargs: dict):
@@ -128,27 +145,54 @@ def _call(task: Task, result, args: list, kwargs: dict):
     return task.func(*args, **kwargs)
 
 
-def _finish(store, message, task: Task, status: str, fields: dict[str, str]) -> None:
-    finished = {"finished_at": timestamp(timezone.now())} if status != TaskResultStatus.READY else {}
-    record = store.write(message.message_id, {"status": status, **finished, **fields}, read=True)
+def _finish(store, message, task: Task, record: dict, status: str, fields: dict[str, str], attempt: int) -> None:
+    """Record the attempt's end (a success in the background); at the task's end, tell ``task_finished``."""
     if status != TaskResultStatus.READY:
-        task_finished.send(type(task.get_backend()), task_result=result_from_record(message.message_id, record))
+        fields["finished_at"] = timestamp(timezone.now())
+    phase = 2 * attempt + 1
+    if status == TaskResultStatus.SUCCESSFUL:  # sent after the start, in the same background queue
+        store.write_soon(message.message_id, fields, status=status, phase=phase)
+    else:  # sent now, perhaps before the start: with what the start would have written
+        store.write(
+            message.message_id, fields, keep=_record_of_message(message, None, None), status=status, phase=phase
+        )
+    level = logging.INFO if status == TaskResultStatus.SUCCESSFUL else logging.ERROR
+    if status != TaskResultStatus.READY and _heard(task_finished, level):
+        result = result_from_record(message.message_id, {**record, **fields, "status": status}, task=task)
+        task_finished.send(_sender(), task_result=result)
+
+
+def _heard(signal: Signal, level: int) -> bool:
+    """Whether a result is worth building for ``signal``: someone besides django-tasks' own line listens,
+    or that line (logged at ``level`` on the "django_tasks" logger, WARNING in the settings) is written."""
+    return len(signal.receivers) > 1 or TASKS_LOGGER.isEnabledFor(level)
+
+
+def _sender() -> type:
+    from workers.tasks_backend.backend import DramatiqBackend  # it imports this module
+
+    return DramatiqBackend
 
 
 def _record_of_message(message, args: list, kwargs: dict) -> dict[str, str]:
-    """What the record at commit holds, rebuilt from the message in case that write was lost."""
+    """What the record at commit holds, rebuilt from the message in case that write was lost or is late."""
     record = {
         "task": message.actor_name,
         "queue_name": q_name(message.queue_name),
         "priority": str(message.options.get(PRIORITY_OPTION, 0)),
         "backend": message.options.get(BACKEND_OPTION, "default"),
-        "args": json.dumps(args),
-        "kwargs": json.dumps(kwargs),
+        "args": _json_text(list(message.args) if args is None else args),
+        "kwargs": _json_text(dict(message.kwargs) if kwargs is None else kwargs),
         "enqueued_at": timestamp(from_millis(message.message_timestamp)),
+        "started_at": message.options[STARTED_OPTION],
     }
     if message.options.get(RUN_AFTER_OPTION):
         record["run_after"] = message.options[RUN_AFTER_OPTION]
     return record
+
+
+def _json_text(value: list | dict) -> str:
+    return json.dumps(value) if value else ("[]" if isinstance(value, list) else "{}")
 
 
 def _verdict(broker: dramatiq.Broker, message, error: BaseException) -> str:
