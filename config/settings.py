@@ -255,7 +255,5 @@ LOGGING = {
         "dramatiq.worker.WorkerThread": {"filters": ["retry_log_level"]},
         # JobLog logs each task's start and end already; django-tasks' own lines would double them.
         "django_tasks": {"level": "WARNING"},
-        # JobLog logs each task's start and end already; django-tasks' own lines would double them.
-        "django_tasks": {"level": "WARNING"},
     },
 }
