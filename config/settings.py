@@ -181,7 +181,8 @@ STATSD_PORT = env.int("STATSD_PORT", default=8125)
 STATSD_PREFIX = env.str("STATSD_PREFIX", default="backoffice")
 
 # The list is explicit: django-dramatiq's default names middleware that Dramatiq 2 moved.
-# Order matters: "after" hooks run bottom-up, so JobLog and JobHistory see the outcome Retries decided.
+# Order matters: "before" hooks run top-down, so JobLog logs the start only of a job UniqueJobs let run;
+# "after" hooks run bottom-up, so JobLog, StatsdMetrics and JobHistory see the outcome Retries decided.
 DRAMATIQ_BROKER = {
     **_broker,
     "MIDDLEWARE": [
@@ -201,10 +202,11 @@ DRAMATIQ_BROKER = {
         "workers.middleware.ArgumentCheck",
         "workers.middleware.FlowControl",
         "workers.middleware.RejectionRecord",
-        "workers.middleware.JobLog",
         "workers.middleware.JobHistory",
         "workers.middleware.WorkerPresence",
         "workers.middleware.UniqueJobs",
+        "workers.middleware.JobLog",
+        "workers.middleware.StatsdMetrics",
         "workers.middleware.BatchProgress",
         "workers.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",

@@ -12,6 +12,7 @@ from workers.middleware.message_size import MessageSizeLimit
 from workers.middleware.presence import WorkerPresence
 from workers.middleware.rejections import RejectionRecord
 from workers.middleware.retries import Retries
+from workers.middleware.statsd import StatsdMetrics
 from workers.middleware.unique import UniqueJobs
 from workers.middleware.weighted_queues import WeightedQueues
 
@@ -25,6 +26,7 @@ __all__ = [
     "Cancellation",
     # Observability
     "JobLog",
+    "StatsdMetrics",
     "JobHistory",
     "WorkerPresence",
     # Uniqueness

@@ -6,10 +6,10 @@ import threading
 
 import dramatiq
 import redis
-from dramatiq.errors import ActorNotFound
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware, SkipMessage
 
+from workers.middleware.options import option
 from workers.platform_redis import platform_client, platform_namespace
 from workers.resend import resend
 
@@ -200,9 +200,4 @@ class CrashGuard(Middleware):
         return f"{platform_namespace(broker)}:backoffice:starts:{message.message_id}"
 
     def _limit(self, broker: dramatiq.Broker, message) -> int:
-        if "max_crashes" in message.options:
-            return int(message.options["max_crashes"])
-        try:
-            return int(broker.get_actor(message.actor_name).options.get("max_crashes", self.max_crashes))
-        except ActorNotFound:
-            return self.max_crashes
+        return int(option(broker, message, "max_crashes", self.max_crashes))

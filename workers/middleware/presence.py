@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime
 
 import dramatiq
+from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
 from workers.dramatiq_internals.worker import consumed_queues, waiting_messages
@@ -62,9 +63,13 @@ class WorkerPresence(Middleware):
     """Each worker process writes its name and the time to a sorted set, and its state (host, pid,
     queues, threads, Dramatiq worker id, running and waiting jobs, jobs done) to a key that
     expires after three beats, every ``INTERVAL`` seconds from a thread of its own; it removes
-    both when it shuts down. On the StubBroker it does nothing."""
+    both when it shuts down. On the StubBroker it does nothing. A beat that fails is logged once
+    per outage (a warning with the error), and the first beat that succeeds again says so."""
 
     def __init__(self) -> None:
+        self.logger = get_logger(__name__, type(self))
+        #: Whether the last beat failed: an outage is logged when it starts and when it ends.
+        self.failing = False
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
@@ -81,7 +86,7 @@ class WorkerPresence(Middleware):
         self.worker = worker
         self.started_at = time.time()
         self.stopped.clear()
-        self._beat(broker)
+        self._try_beat(broker)  # Redis away at boot: the thread keeps trying
         self.thread = threading.Thread(target=self._beating, args=(broker,), name="worker-presence", daemon=True)
         self.thread.start()
 
@@ -115,10 +120,26 @@ class WorkerPresence(Middleware):
 
     def _beating(self, broker) -> None:
         while not self.stopped.wait(INTERVAL):
-            try:
-                self._beat(broker)
-            except Exception:  # noqa: BLE001 - Redis away for a moment: the next beat tries again
-                continue
+            self._try_beat(broker)
+
+    def _try_beat(self, broker) -> None:
+        """Beat; a failure is logged when an outage starts, and the first beat after it says so."""
+        try:
+            self._beat(broker)
+        except Exception as error:  # noqa: BLE001 - Redis away for a moment: the next beat tries again
+            if not self.failing:
+                self.logger.warning(
+                    "Worker %s could not publish its presence; trying again every %.0f s: %s: %s",
+                    self.name,
+                    INTERVAL,
+                    type(error).__name__,
+                    error,
+                )
+            self.failing = True
+            return
+        if self.failing:
+            self.logger.info("Worker %s publishes its presence again.", self.name)
+            self.failing = False
 
     def _state(self, broker) -> dict:
         waiting = waiting_messages(self.worker) if self.worker is not None else []

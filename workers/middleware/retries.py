@@ -18,6 +18,7 @@ from workers.cancellation import JobCancelled
 from workers.dramatiq_internals.worker import FAILED_TEXT
 from workers.errors import PermanentError
 from workers.exhausted_callbacks import callback_check, callback_message
+from workers.middleware.options import option
 from workers.resend import resend
 
 #: Exceptions no actor retries: a permanent domain failure, or a row that is not there.
@@ -62,7 +63,8 @@ class Retries(Middleware):
     database is away), the message is not failed yet: it is tried again after its last delay,
     so neither the dead letter nor the callback is lost. Without a callback, one error line.
 
-    Per-actor options, each overriding the middleware default:
+    Per-actor options, each overriding the middleware default (and overridden by the message's own;
+    ``workers.middleware.options``):
       max_retries(int): Retries after the first attempt.
       retry_backoff(Callable[[int], float]): Delay before the next attempt, in seconds, from the
         number of retries made so far. The default is exponential with jitter from
@@ -100,15 +102,16 @@ class Retries(Middleware):
 
     def verdict(self, broker, message, exception: BaseException) -> str:
         """What follows this failure of this message: ``"cancelled"``, ``"discard"``, ``"exhaust"`` or ``"retry"``."""
-        return self._verdict(_options(broker, message), message, exception)
-
-    def _verdict(self, options: dict, message, exception: BaseException) -> str:
         if isinstance(exception, JobCancelled):
             return "cancelled"
-        discard = ALWAYS_DISCARD + tuple(options.get("discard") or ()) + _as_tuple(options.get("throws"))
+        discard = (
+            ALWAYS_DISCARD
+            + tuple(option(broker, message, "discard") or ())
+            + _as_tuple(option(broker, message, "throws"))
+        )
         if isinstance(exception, discard):
             return "discard"
-        if message.options.get("retries", 0) >= options.get("max_retries", self.max_retries):
+        if message.options.get("retries", 0) >= option(broker, message, "max_retries", self.max_retries):
             return "exhaust"
         return "retry"
 
@@ -116,9 +119,8 @@ class Retries(Middleware):
         """Discard, exhaust, or retry after a delay, as ``verdict`` says."""
         if exception is None:
             return
-        options = _options(broker, message)
         retries = message.options.get("retries", 0)
-        verdict = self._verdict(options, message, exception)
+        verdict = self.verdict(broker, message, exception)
         if verdict == "cancelled":
             return
         if verdict == "discard":
@@ -128,28 +130,29 @@ class Retries(Middleware):
                 message.actor_name,
                 type(exception).__name__,
             )
-            self._dead_letter(broker, message, exception, options, reason="discarded")
+            self._dead_letter(broker, message, exception, reason="discarded")
             return
 
         if verdict == "exhaust":
-            self._dead_letter(broker, message, exception, options, reason="exhausted")
+            self._dead_letter(broker, message, exception, reason="exhausted")
             return
 
-        delay_ms = self._delay(options, retries, exception)
+        delay_ms = self._delay(broker, message, retries, exception)
         message.options["retries"] = retries + 1
         message.options["traceback"] = traceback.format_exc(limit=30)
         message.options["requeue_timestamp"] = int(time.time() * 1000)
         self.logger.info("Retrying message %s of %s in %d ms.", message.message_id, message.actor_name, delay_ms)
         resend(broker, message, delay=delay_ms)
 
-    def _dead_letter(self, broker, message, exception: BaseException, options: dict, *, reason: str) -> None:
+    def _dead_letter(self, broker, message, exception: BaseException, *, reason: str) -> None:
         """Write the dead letter (and an exhausted job's callback) in one transaction, then fail the message."""
         from workers import dead_letters  # models load after the broker is built
         from workers.outbox import outbox_add
 
         callback = None
         if reason == "exhausted":
-            callback = self._callback_message(broker, message, exception, options.get("on_retries_exhausted"))
+            target = option(broker, message, "on_retries_exhausted")
+            callback = self._callback_message(broker, message, exception, target)
         try:
             with transaction.atomic():
                 recorded = dead_letters.record(message, exception, reason)
@@ -158,7 +161,7 @@ class Retries(Middleware):
         except Exception:
             # Failing the message now would lose the dead letter and the callback: try the last
             # attempt again later instead, when the database may be back.
-            delay_ms = self._delay(options, message.options.get("retries", 0), exception)
+            delay_ms = self._delay(broker, message, message.options.get("retries", 0), exception)
             self.logger.error(
                 "Could not record message %s of %s as %s; trying it again in %d ms.",
                 message.message_id,
@@ -189,17 +192,18 @@ class Retries(Middleware):
             )
             return None
 
-    def _delay(self, options: dict, retries: int, exception: BaseException) -> int:
+    def _delay(self, broker, message, retries: int, exception: BaseException) -> int:
         """Milliseconds before the next attempt, after ``retries`` retries."""
         if isinstance(exception, Retry) and exception.delay is not None:
             return exception.delay
-        if options.get("retry_backoff") is not None:
-            return int(options["retry_backoff"](retries) * 1000)
+        retry_backoff = option(broker, message, "retry_backoff")
+        if retry_backoff is not None:
+            return int(retry_backoff(retries) * 1000)
         return int(
             exponential_backoff(
                 retries,
-                min_backoff=options.get("min_backoff", self.min_backoff),
-                max_backoff=min(options.get("max_backoff", self.max_backoff), self.max_backoff),
+                min_backoff=option(broker, message, "min_backoff", self.min_backoff),
+                max_backoff=min(option(broker, message, "max_backoff", self.max_backoff), self.max_backoff),
             )
             * 1000
         )
@@ -242,10 +246,6 @@ class RetryLogLevel(logging.Filter):
         else:
             record.args = (named,)
         return True
-
-
-def _options(broker, message) -> dict:
-    return {**broker.get_actor(message.actor_name).options, **message.options}
 
 
 def _as_tuple(value) -> tuple:

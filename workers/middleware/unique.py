@@ -50,12 +50,12 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.errors import ActorNotFound
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
 from workers.dramatiq_internals.keys import queue_key
 from workers.lock_keeper import LockKeeper
+from workers.middleware.options import option
 from workers.platform_redis import platform_client
 from workers.unique_locks import AGAIN, FIRST, QUEUED, RENEW, TAKEN, MemoryLocks, RedisLocks, stub_queued
 
@@ -91,7 +91,7 @@ class UniqueJobs(Middleware):
     Must come before Retries in the middleware list, so that its after-hooks run once Retries
     has decided whether a failure is final (and has sent the retry).
 
-    Per-actor options (``unique_ttl`` and ``unique_requeue_delay`` also as message options):
+    Per-actor options (all but ``unique_key`` also message options, which win; ``workers.middleware.options``):
       unique(str): ``until_executed``, ``until_started`` or ``while_executing``.
       unique_key(Callable[..., str]): Called with the job's arguments; the default uses all of them.
       unique_ttl(int): How long a lock outlives what keeps it alive, in milliseconds. Defaults to
@@ -154,9 +154,13 @@ class UniqueJobs(Middleware):
         with self._locks_mutex:
             self._locks = None
 
-    def lock_key(self, message, options: dict) -> str:
-        """The lock's key: the actor's ``unique_key`` of the arguments, or all of them."""
-        key_function: Callable[..., str] | None = options.get("unique_key")
+    def lock_key(self, broker, message) -> str:
+        """The lock's key: the actor's ``unique_key`` of the arguments, or all of them.
+
+        The key function is the actor's alone: a function cannot travel in a message, whose
+        option of that name holds the lock's key once taken.
+        """
+        key_function: Callable[..., str] | None = broker.get_actor(message.actor_name).options.get("unique_key")
         if key_function is not None:
             key = f"{message.actor_name}:{key_function(*message.args, **message.kwargs)}"
         else:
@@ -165,12 +169,11 @@ class UniqueJobs(Middleware):
 
     def before_enqueue(self, broker, message, delay) -> None:
         """Take the lock of an ``until_*`` job until the delay and the ttl have passed, or drop the send."""
-        options = self._options(broker, message)
-        mode = options.get("unique")
+        mode = option(broker, message, "unique")
         if mode not in (UNTIL_EXECUTED, UNTIL_STARTED):
             return
-        locks, ttl, resent = self.locks(broker), self._ttl(options, message), KEY_OPTION in message.options
-        key = message.options[KEY_OPTION] if resent else self.lock_key(message, options)
+        locks, ttl, resent = self.locks(broker), self._ttl(broker, message), KEY_OPTION in message.options
+        key = message.options[KEY_OPTION] if resent else self.lock_key(broker, message)
         # A retry or a delayed job falling due already holds its lock; an until_started one gave
         # it back when it started, and a lock given back stays given back.
         how = FIRST if not resent else AGAIN if mode == UNTIL_EXECUTED else RENEW
@@ -193,19 +196,18 @@ class UniqueJobs(Middleware):
     def before_process_message(self, broker, message) -> None:
         """Release an ``until_started`` lock; hold an ``until_executed`` one while the job runs; take a
         ``while_executing`` one or requeue the job."""
-        options = self._options(broker, message)
-        mode = options.get("unique")
+        mode = option(broker, message, "unique")
         if mode == UNTIL_STARTED and KEY_OPTION in message.options:
             self.locks(broker).release(message.options[KEY_OPTION], message.message_id)
         elif mode == UNTIL_EXECUTED and KEY_OPTION in message.options:
-            if not self._hold(broker, message, options, message.options[KEY_OPTION]):
+            if not self._hold(broker, message, message.options[KEY_OPTION]):
                 self.logger.warning(
                     "%s %s runs without its lock: a twin took it.", message.actor_name, message.message_id
                 )
         elif mode == WHILE_EXECUTING:
-            key = message.options.setdefault(KEY_OPTION, self.lock_key(message, options))
-            if not self._hold(broker, message, options, key):
-                delay = int(self._setting("unique_requeue_delay", options, message, self.requeue_delay))
+            key = message.options.setdefault(KEY_OPTION, self.lock_key(broker, message))
+            if not self._hold(broker, message, key):
+                delay = int(option(broker, message, "unique_requeue_delay", self.requeue_delay))
                 self.logger.info("%s %s waits %d ms: its twin runs.", message.actor_name, message.message_id, delay)
                 broker.enqueue(message.copy(), delay=delay)
                 raise SkipMessage(f"{message.actor_name}: a job with the same key is running")
@@ -217,7 +219,7 @@ class UniqueJobs(Middleware):
         if key is None:
             return
         self.keeper.let_go(key, message.message_id)
-        mode = self._options(broker, message).get("unique")
+        mode = option(broker, message, "unique")
         ended = exception is None or message.failed
         if (mode == UNTIL_EXECUTED and ended) or mode == WHILE_EXECUTING:
             self.locks(broker).release(key, message.message_id)
@@ -235,27 +237,17 @@ class UniqueJobs(Middleware):
         """The worker's jobs are over: stop the keeper's thread."""
         self.keeper.stop()
 
-    def _hold(self, broker, message, options: dict, key: str) -> bool:
+    def _hold(self, broker, message, key: str) -> bool:
         """Take (or keep) the lock for this run and have the keeper extend it; False if a twin holds it."""
-        locks, ttl = self.locks(broker), self._ttl(options, message)
+        locks, ttl = self.locks(broker), self._ttl(broker, message)
         where = locks.where(message)
         if locks.take(key, message.message_id, ttl=ttl, expires_in=ttl, where=where, how=AGAIN) != TAKEN:
             return False
         self.keeper.keep(locks, key, message.message_id, ttl=ttl)
         return True
 
-    def _options(self, broker, message) -> dict:
-        try:
-            return broker.get_actor(message.actor_name).options
-        except ActorNotFound:  # an actor this process does not know: nothing to lock
-            return {}
-
-    def _ttl(self, options: dict, message) -> int:
-        return int(self._setting("unique_ttl", options, message, self.ttl))
-
-    def _setting(self, name: str, options: dict, message, default):
-        """The message's option, else the actor's, else the middleware's default."""
-        return message.options.get(name, options.get(name, default))
+    def _ttl(self, broker, message) -> int:
+        return int(option(broker, message, "unique_ttl", self.ttl))
 
 
 def unique_locks_refresh(broker: dramatiq.Broker | None = None) -> int:
