@@ -174,11 +174,11 @@ def _import_again(step, run: Run) -> dict:
 def _price_batch(step, run: Run) -> dict:
     from django.db import transaction
 
-    from orders.tasks import process_batch
+    from orders.tasks import process_price_batch
     from workers.enqueue import enqueue_on_commit
 
     with transaction.atomic():
-        enqueue_on_commit(process_batch, run.expected["price_batch"])
+        enqueue_on_commit(process_price_batch, run.expected["price_batch"])
     return {"price_batch": run.expected["price_batch"]}
 
 

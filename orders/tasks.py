@@ -109,10 +109,19 @@ def prune_import_files() -> None:
 
 
 @dramatiq.actor(queue_name=queues.LOW, max_retries=5, unique="until_executed")
-def process_batch(batch_id: int) -> None:
-    batch = price_batch_start(batch_id=batch_id, should_stop=cancel_requested)
+def process_price_batch(price_batch_id: int) -> None:
+    batch = price_batch_start(price_batch_id=price_batch_id, should_stop=cancel_requested)
     if batch.job_batch.status == Batch.Status.CANCELLED:
-        raise JobCancelled(f"price batch {batch_id} stopped with the items up to {batch.cursor} queued")
+        raise JobCancelled(f"price batch {price_batch_id} stopped with the items up to {batch.cursor} queued")
+
+
+@dramatiq.actor(queue_name=queues.LOW, max_retries=5, unique="until_executed")
+def process_batch(batch_id: int) -> None:
+    """The former name of ``process_price_batch``, kept for the messages queued under it before the rename.
+
+    Nothing sends it any more; it may go once no queue, retry or dead letter holds such a message.
+    """
+    process_price_batch(batch_id)
 
 
 @dramatiq.actor(queue_name=queues.LOW, max_retries=5)

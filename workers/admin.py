@@ -1,4 +1,8 @@
-"""Dead letters, batches and the audit trail in the admin; django_dramatiq's idle task list hidden."""
+"""The job platform's admin pages: dead letters (replay, resolve, bulk actions), job batches with their progress,
+the operators' audit trail, and ``ReadOnlyAdmin``, the base of every admin of records that jobs write.
+
+django_dramatiq's task list is hidden: nothing here fills it.
+"""
 
 from __future__ import annotations
 

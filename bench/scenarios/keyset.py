@@ -16,7 +16,7 @@ METHODS = (
 
 METHOD = """\
 A fresh database ({database}) gets the orders with one INSERT ... SELECT, then ANALYZE. One
-process walks every order id in chunks of 1,000, as `process_batch` and `process_large_dataset`
+process walks every order id in chunks of 1,000, as `process_price_batch` and `process_large_dataset`
 split their work: by keyset (`workers.keyset.keyset_page`, the primary key's index) or by offset
 (Django slicing, `OFFSET n LIMIT 1000`). The walk is done at a quarter of the size and at the
 full size: keyset time grows with the rows (linear), offset time with their square (each chunk

@@ -168,7 +168,7 @@ def price_batch_exact(journal: Journal, log: JobLog) -> Check:
     wanted = ("succeeded", len(items), len(items), 0, len(items))
     figures = (
         f"(status, total, succeeded, failed, jobs) {counts}, expected {wanted}; items not applied {len(unapplied)}; "
-        f"process_batch sent twice, messages run {len(log.finished.get('process_batch', ()))}"
+        f"process_price_batch sent twice, messages run {len(log.finished.get('process_price_batch', ()))}"
     )
     return Check("price batch counts exact", counts == wanted and not unapplied, figures)
 

@@ -109,7 +109,7 @@ class PriceBatchAdmin(admin.ModelAdmin):
 
     @admin.action(description="Process selected price batches", permissions=["process"])
     def process_batches(self, request, queryset) -> None:
-        queued = price_batch_queue(batch_ids=list(queryset.values_list("pk", flat=True)))
+        queued = price_batch_queue(price_batch_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{queued} price batch(es) queued.", messages.SUCCESS)
 
     def has_process_permission(self, request) -> bool:
@@ -117,7 +117,7 @@ class PriceBatchAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume selected cancelled price batches", permissions=["process"])
     def resume_batches(self, request, queryset) -> None:
-        resumed = [pk for pk in queryset.values_list("pk", flat=True) if price_batch_resume(batch_id=pk)]
+        resumed = [pk for pk in queryset.values_list("pk", flat=True) if price_batch_resume(price_batch_id=pk)]
         self.message_user(request, f"{len(resumed)} price batch(es) resumed after the items they had queued.")
         if len(resumed) < queryset.count():
             skipped = queryset.count() - len(resumed)

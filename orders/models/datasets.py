@@ -11,7 +11,11 @@ DATASET_CHUNK_MAX = 10_000
 
 
 class Dataset(models.Model):
-    """A sweep over every order, one chunk per job, each job queueing the next (job splitting)."""
+    """An order sweep: one operation run over every order, one chunk per job, each job queueing the next.
+
+    The admin and its pages call it an order sweep; the class and its table keep the name
+    ``Dataset`` (renaming them would move the table and its permission for no gain in behaviour).
+    """
 
     class Operation(models.TextChoices):
         RECOMPUTE_TOTALS = "recompute_totals", "Recompute order totals from their items"
@@ -37,6 +41,7 @@ class Dataset(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "order sweep"
         permissions = [("run_dataset", "Can run datasets")]
         constraints = [
             models.CheckConstraint(

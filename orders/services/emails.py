@@ -25,7 +25,7 @@ MAIL_SEND_TIMEOUT = 20
 SEND_EMAIL = actor_named("send_email")
 
 
-def email_queue(*, key: str, to: str, subject: str, body: str) -> EmailDelivery:
+def queue_email(*, key: str, to: str, subject: str, body: str) -> EmailDelivery:
     """Record the mail and send it after commit; the same key never queues a second mail."""
     delivery, created = EmailDelivery.objects.get_or_create(
         key=key, defaults={"to": to, "subject": subject[:200], "body": body}
@@ -37,7 +37,7 @@ def email_queue(*, key: str, to: str, subject: str, body: str) -> EmailDelivery:
 
 def customer_mail(order: Order, *, key: str, subject: str, text: str) -> EmailDelivery:
     """Queue a mail to the order's customer, greeted by name; the same key never queues a second."""
-    return email_queue(
+    return queue_email(
         key=key, to=order.customer.email, subject=subject, body=f"Hello {order.customer.name},\n\n{text}\n"
     )
 

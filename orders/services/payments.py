@@ -9,7 +9,7 @@ from django.utils import timezone
 from orders import gateway as payment_gateway
 from orders.errors import CardExpired, UnknownGatewayOutcome
 from orders.models import Order, Payment
-from orders.services.emails import customer_mail, email_queue
+from orders.services.emails import customer_mail, queue_email
 from orders.services.inventory import stock_reserve
 from orders.services.orders import QueueOutcome, order_transition, payment_key
 from workers.enqueue import actor_named, enqueue_on_commit
@@ -100,7 +100,7 @@ def payment_fail(*, payment_id: int, error: str) -> Payment:
         order_transition(order, Order.Status.FAILED, reason=f"Payment could not be charged: {error}")
         order.save(update_fields=["status", "failure_reason"])
         for address in settings.STAFF_ALERT_EMAILS:
-            email_queue(
+            queue_email(
                 # One alert per round of retries: a retry from the admin that fails again alerts again.
                 key=f"payment-failed-alert:{payment.pk}:{payment.attempts}:{address}",
                 to=address,

@@ -20,7 +20,7 @@ from workers.models import Batch
 logger = logging.getLogger(__name__)
 
 PROCESS_ITEM = actor_named("process_item")
-PROCESS_BATCH = actor_named("process_batch")
+PROCESS_PRICE_BATCH = actor_named("process_price_batch")
 #: Items written per INSERT.
 ITEMS_PER_INSERT = 1_000
 CENT = Decimal("0.01")
@@ -99,16 +99,17 @@ def _items_insert(batch: PriceBatch, prices: Iterator[tuple[int, Decimal]]) -> N
         )
 
 
-def price_batch_queue(*, batch_ids: list[int]) -> int:
+def price_batch_queue(*, price_batch_ids: list[int]) -> int:
     """Queue the job of each of these price batches that has not started, after commit; returns how many."""
-    pending = list(PriceBatch.objects.filter(pk__in=batch_ids, job_batch__isnull=True).values_list("pk", flat=True))
+    pending = PriceBatch.objects.filter(pk__in=price_batch_ids, job_batch__isnull=True).values_list("pk", flat=True)
+    pending = list(pending)
     with transaction.atomic():
-        for batch_id in pending:
-            enqueue_on_commit(PROCESS_BATCH, batch_id)
+        for price_batch_id in pending:
+            enqueue_on_commit(PROCESS_PRICE_BATCH, price_batch_id)
     return len(pending)
 
 
-def price_batch_start(*, batch_id: int, should_stop: Callable[[], bool] | None = None) -> PriceBatch:
+def price_batch_start(*, price_batch_id: int, should_stop: Callable[[], bool] | None = None) -> PriceBatch:
     """Queue one ``process_item`` job per item, as one sealed job batch; each item once, however often it runs.
 
     The items are walked by keyset in chunks of 1,000: each chunk's jobs are added to the job
@@ -120,16 +121,16 @@ def price_batch_start(*, batch_id: int, should_stop: Callable[[], bool] | None =
     again, which goes on from the cursor.
     """
     with transaction.atomic():
-        batch = PriceBatch.objects.select_for_update().get(pk=batch_id)
+        batch = PriceBatch.objects.select_for_update().get(pk=price_batch_id)
         if batch.job_batch_id is None:
             batch.job_batch = batch_open(description=f"Price batch #{batch.pk}: {batch.description}")
             batch.started_at = timezone.now()
             batch.save(update_fields=["job_batch", "started_at"])
     while True:
         if should_stop is not None and should_stop():
-            return _price_batch_cancel(batch_id)
+            return _price_batch_cancel(price_batch_id)
         with transaction.atomic():
-            batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=batch_id)
+            batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=price_batch_id)
             if batch.job_batch.sealed or batch.job_batch.status == Batch.Status.CANCELLED:
                 return batch  # every item queued already (a redelivered job, a second click), or cancelled
             items = PriceBatchItem.objects.filter(batch=batch)
@@ -144,26 +145,26 @@ def price_batch_start(*, batch_id: int, should_stop: Callable[[], bool] | None =
                 return batch
 
 
-def price_batch_resume(*, batch_id: int) -> bool:
+def price_batch_resume(*, price_batch_id: int) -> bool:
     """Queue a cancelled price batch's job again, to queue the items after its cursor; False if not cancelled."""
     with transaction.atomic():
-        batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=batch_id)
+        batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=price_batch_id)
         job_batch = batch.job_batch
         if job_batch is None or job_batch.status != Batch.Status.CANCELLED or job_batch.finished_at is not None:
             return False  # not cancelled, or its waiting jobs were cancelled too: nothing to go on with
         Batch.objects.filter(pk=batch.job_batch_id).update(status=Batch.Status.RUNNING)
-        enqueue_on_commit(PROCESS_BATCH, batch.pk)
-    logger.info("price batch %s resumed after item %s", batch_id, batch.cursor)
+        enqueue_on_commit(PROCESS_PRICE_BATCH, batch.pk)
+    logger.info("price batch %s resumed after item %s", price_batch_id, batch.cursor)
     return True
 
 
-def _price_batch_cancel(batch_id: int) -> PriceBatch:
+def _price_batch_cancel(price_batch_id: int) -> PriceBatch:
     with transaction.atomic():
-        batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=batch_id)
+        batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=price_batch_id)
         if not batch.job_batch.sealed:
             Batch.objects.filter(pk=batch.job_batch_id).update(status=Batch.Status.CANCELLED)
             batch.job_batch.status = Batch.Status.CANCELLED
-            logger.info("price batch %s cancelled with the items up to %s queued", batch_id, batch.cursor)
+            logger.info("price batch %s cancelled with the items up to %s queued", price_batch_id, batch.cursor)
     return batch
 
 

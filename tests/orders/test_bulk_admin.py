@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from orders.models import Dataset, PriceBatch, PriceBatchItem
-from orders.tasks import process_batch, process_large_dataset
+from orders.tasks import process_large_dataset, process_price_batch
 from tests.orders.factories import make_order, make_product
 from tests.support.users import login_staff
 
@@ -40,7 +40,7 @@ def test_processing_a_price_batch_queues_it_and_shows_its_progress(
     with django_capture_on_commit_callbacks(execute=True):
         response = process(client, batch)
     assert "1 price batch(es) queued." in response.content.decode()
-    jobs.assert_enqueued(process_batch, batch.pk, count=1)
+    jobs.assert_enqueued(process_price_batch, batch.pk, count=1)
 
     perform_jobs()
     page = client.get(reverse("admin:orders_pricebatch_changelist")).content.decode()

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import Dataset, Import, PriceBatch
-from orders.tasks import import_data, process_batch, process_large_dataset
+from orders.tasks import import_data, process_large_dataset, process_price_batch
 from tests.orders.factories import make_import, products_csv
 from tests.support.users import login_staff
 from workers.models import Batch
@@ -66,5 +66,5 @@ def test_resume_queues_a_cancelled_price_batch(client, jobs, django_capture_on_c
         page = run_action(client, "pricebatch", "resume_batches", [cancelled.pk, never_started.pk]).content.decode()
 
     assert "1 price batch(es) resumed" in page and "1 price batch(es) skipped: not cancelled." in page
-    assert [job.args for job in jobs.enqueued(process_batch)] == [(cancelled.pk,)]
+    assert [job.args for job in jobs.enqueued(process_price_batch)] == [(cancelled.pk,)]
     assert Batch.objects.get().status == Batch.Status.RUNNING

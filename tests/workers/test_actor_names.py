@@ -22,7 +22,7 @@ def named():
 def test_every_actor_the_services_name_is_declared():
     assert actor_names_check(None) == []
     assert {"send_email", "process_order", "process_payment", "reverse_payment", "adjust_stock"} <= enqueue.NAMED
-    assert {"import_data", "process_batch", "process_item", "generate_daily_report"} <= enqueue.NAMED
+    assert {"import_data", "process_price_batch", "process_item", "generate_daily_report"} <= enqueue.NAMED
     assert "reports.tasks.send_report_mail" in enqueue.NAMED_TASKS
 
 

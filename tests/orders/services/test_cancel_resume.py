@@ -10,7 +10,7 @@ from orders.models import Dataset, Import, InventoryAudit, Order, PriceBatch, Pr
 from orders.services.datasets import dataset_process_chunk, dataset_resume
 from orders.services.imports import import_resume, import_run
 from orders.services.price_batches import price_batch_resume, price_batch_start
-from orders.tasks import import_data, process_batch, process_item, process_large_dataset
+from orders.tasks import import_data, process_item, process_large_dataset, process_price_batch
 from tests.orders.factories import make_import, make_order, make_product, products_csv
 from workers.models import Batch
 
@@ -108,7 +108,7 @@ def test_a_price_batch_asked_to_stop_keeps_the_jobs_it_queued_and_resumes_after_
 
     # When its start is asked to stop after its first chunk
     with django_capture_on_commit_callbacks(execute=True):
-        stopped = price_batch_start(batch_id=batch.pk, should_stop=stop_after(1))
+        stopped = price_batch_start(price_batch_id=batch.pk, should_stop=stop_after(1))
 
     # Then the first 1,000 items' jobs are queued, and the job batch is cancelled, not sealed
     first = [job.args[0] for job in jobs.enqueued(process_item)]
@@ -117,15 +117,15 @@ def test_a_price_batch_asked_to_stop_keeps_the_jobs_it_queued_and_resumes_after_
     assert (job_batch.status, job_batch.sealed, job_batch.total) == (Batch.Status.CANCELLED, False, 1000)
     # And a late delivery of its job queues nothing more
     with django_capture_on_commit_callbacks(execute=True):
-        price_batch_start(batch_id=batch.pk)
+        price_batch_start(price_batch_id=batch.pk)
     assert len(jobs.enqueued(process_item)) == 1000
 
     # When it is resumed and its job runs
     with django_capture_on_commit_callbacks(execute=True):
-        assert price_batch_resume(batch_id=batch.pk)
-    assert [job.args for job in jobs.enqueued(process_batch)] == [(batch.pk,)]
+        assert price_batch_resume(price_batch_id=batch.pk)
+    assert [job.args for job in jobs.enqueued(process_price_batch)] == [(batch.pk,)]
     with django_capture_on_commit_callbacks(execute=True):
-        price_batch_start(batch_id=batch.pk)
+        price_batch_start(price_batch_id=batch.pk)
 
     # Then every item is queued once, in the one job batch, now sealed
     queued = [job.args[0] for job in jobs.enqueued(process_item)]

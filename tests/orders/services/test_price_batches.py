@@ -8,7 +8,7 @@ import pytest
 
 from orders.models import PriceBatch, PriceBatchItem, Product
 from orders.services.price_batches import price_batch_start, price_item_apply
-from orders.tasks import process_batch, process_item
+from orders.tasks import process_item, process_price_batch
 from tests.orders.factories import make_product
 from workers.middleware.unique import DuplicateJob
 from workers.models import Batch
@@ -33,7 +33,7 @@ def test_a_batch_of_2500_items_queues_2500_jobs_in_one_job_batch_and_applies_eve
     batch = make_price_batch(2500)
 
     with django_capture_on_commit_callbacks(execute=True):
-        price_batch_start(batch_id=batch.pk)
+        price_batch_start(price_batch_id=batch.pk)
 
     batch.refresh_from_db()
     assert len(jobs.enqueued(process_item)) == 2500
@@ -56,21 +56,34 @@ def test_starting_twice_queues_the_items_once(jobs, django_capture_on_commit_cal
     batch = make_price_batch(3)
 
     with django_capture_on_commit_callbacks(execute=True):
-        price_batch_start(batch_id=batch.pk)
-        price_batch_start(batch_id=batch.pk)
+        price_batch_start(price_batch_id=batch.pk)
+        price_batch_start(price_batch_id=batch.pk)
 
     assert len(jobs.enqueued(process_item)) == 3
     assert Batch.objects.count() == 1
 
 
-def test_a_second_process_batch_while_one_is_queued_is_dropped(jobs):
+def test_a_second_process_price_batch_while_one_is_queued_is_dropped(jobs):
     batch = make_price_batch(1)
 
-    process_batch.send(batch.pk)
+    process_price_batch.send(batch.pk)
     with pytest.raises(DuplicateJob):
-        process_batch.send(batch.pk)
+        process_price_batch.send(batch.pk)
 
-    jobs.assert_enqueued(process_batch, batch.pk, count=1)
+    jobs.assert_enqueued(process_price_batch, batch.pk, count=1)
+
+
+def test_a_job_queued_under_the_former_name_process_batch_still_applies_its_prices(jobs, perform_jobs):
+    # Given a price batch whose job was queued before the actor took its present name
+    batch = make_price_batch(2)
+    jobs.broker.get_actor("process_batch").send(batch.pk)
+
+    # When the jobs run
+    perform_jobs()
+
+    # Then every price is applied, through one job batch
+    assert set(Product.objects.values_list("price", flat=True)) == {Decimal("12.50")}
+    assert Batch.objects.get().status == Batch.Status.SUCCEEDED
 
 
 def test_an_item_applied_twice_changes_the_price_once():
