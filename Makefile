@@ -40,7 +40,7 @@ chaos: $(STAMP)
 	$(BIN)/python -m chaos $(if $(SEED),--seed $(SEED)) $(CHAOS_ARGS)
 
 stop:
-	-$(BIN)/python -m config.embedded_redis stop
+	-$(BIN)/python -m workers.embedded_redis stop
 
 clean: stop
 	rm -rf $(VENV) var

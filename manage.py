@@ -9,7 +9,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
-    from config.embedded_redis import start_unless_configured
+    from workers.embedded_redis import start_unless_configured
 
     start_unless_configured()
     execute_from_command_line(sys.argv)

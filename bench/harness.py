@@ -45,7 +45,7 @@ def private_redis(directory: Path) -> Iterator[RedisServer]:
     """A fresh, empty redis-server for one run, stopped afterwards.
 
     The server keeps an append-only file but syncs it once a second, as the project's embedded
-    Redis does (config/embedded_redis.py), rather than on every write as the tests' does: a
+    Redis does (workers/embedded_redis.py), rather than on every write as the tests' does: a
     disk sync per command would make every system measure the disk instead of itself.
     """
     server = RedisServer(directory, appendfsync="everysec").start()
@@ -157,6 +157,7 @@ def project_env(
         "REDIS_URL": redis_url,
         "EXTRA_APPS": "bench.app",
         "DEBUG": "0",
+        "SILENCED_SYSTEM_CHECKS": "orders.E001",  # the sandbox payment gateway, on purpose
         "SECRET_KEY": base.get("SECRET_KEY") or secrets.token_urlsafe(32),
         "LOG_LEVEL": "INFO",
     }

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from config import embedded_redis
 from config.environment import BASE_DIR, Env, var_dir
+from workers import embedded_redis
 
 env = Env()
 
@@ -32,6 +32,9 @@ LANGUAGE_CODE = "en-us"
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# System checks to skip, comma-separated ids: a production-like test run silences orders.E001 (the sandbox
+# payment gateway with DEBUG off). https://docs.djangoproject.com/en/5.2/ref/settings/#silenced-system-checks
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
 # APPS
 INSTALLED_APPS = [
@@ -146,7 +149,7 @@ DRAMATIQ_ENCODER = "workers.signing.SignedJSONEncoder"
 # BROKER_URL chooses the broker: unset means Redis at REDIS_URL, amqp://... means RabbitMQ,
 # stub:// means Dramatiq's in-memory StubBroker (the test suite's own process).
 BROKER_URL = env.str("BROKER_URL", default="")
-# Unset: the embedded Redis under VAR_DIR, which `manage.py` and the WSGI application start (config.embedded_redis).
+# Unset: the embedded Redis under VAR_DIR, which `manage.py` and the WSGI application start (workers.embedded_redis).
 REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.url(VAR_DIR)
 
 if BROKER_URL.startswith("stub:"):

@@ -4,7 +4,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from config.embedded_redis import start_unless_configured
+from workers.embedded_redis import start_unless_configured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 start_unless_configured()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from config import embedded_redis
+from workers import embedded_redis
 from workers.testing import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,7 @@ def test_the_watcher_starts_the_server_stops_it_on_sigterm_and_a_restart_keeps_t
     # Given the Procfile's watcher, with no REDIS_URL, and a queued job in its server
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "config.embedded_redis", "watch", str(tmp_path)],
+        [sys.executable, "-m", "workers.embedded_redis", "watch", str(tmp_path)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -47,3 +47,41 @@ def test_no_key_ever_runs_more_jobs_at_once_than_its_limit(start_worker, redis_b
     assert all(run["retries"] == 0 for run in runs)
     assert any(run["deferrals"] > 0 for run in runs)
     assert not DeadLetter.objects.exists()
+
+
+def test_a_rate_limit_holds_in_every_window_and_uses_most_of_it(start_worker, redis_broker, redis_url):
+    # Given two workers and far more jobs than a rate of ten per two seconds lets start in eight seconds
+    start_worker(redis_url=redis_url, processes=2, threads=4)
+    for _ in range(100):
+        redis_broker.enqueue(flow_tasks.ten_per_two_seconds.message("rated"))
+
+    # When the limit has been saturated for a while
+    wait_until(lambda: len(recorded(redis_url, "rated")) >= 45, timeout=60, what="45 starts")
+
+    # Then no two-second window holds more than ten starts
+    starts = sorted(run["started"] for run in recorded(redis_url, "rated"))
+    busiest = max(sum(1 for other in starts if start <= other < start + 2.0) for start in starts)
+    assert busiest <= 10
+    # And once the first window's ten had started, the rest came at (nearly) the allowed rate, five a second
+    steady = (len(starts) - 11) / (starts[-1] - starts[10])
+    assert steady >= 0.85 * 5, steady
+    # And no job spent a retry
+    assert all(run["retries"] == 0 for run in recorded(redis_url, "rated"))
+
+
+def test_a_killed_workers_slots_free_within_the_lease_time(start_worker, redis_broker, redis_url):
+    # Given a worker whose leases last 3 s holding both slots of a group with jobs that run for a minute
+    env = {"REDIS_HEARTBEAT_TIMEOUT_MS": "3000"}
+    doomed = start_worker(redis_url=redis_url, threads=2, env=env, queues=["default"])
+    for job in range(2):
+        redis_broker.enqueue(flow_tasks.holds_a_slot.message("held", "group", 60, job))
+    wait_until(lambda: len(recorded(redis_url, "held")) == 2, timeout=30, what="both slots held")
+
+    # When the worker is killed and another worker is asked to run a job of that group
+    doomed.kill()
+    start_worker(redis_url=redis_url, threads=2, env=env, queues=["default"])
+    redis_broker.enqueue(flow_tasks.holds_a_slot.message("after", "group", 0, 9))
+
+    # Then that job starts once the dead worker's leases expire, within the lease time + 5 s
+    wait_until(lambda: recorded(redis_url, "after"), timeout=3 + 5, what="the job after the kill")
+    assert recorded(redis_url, "after")[0]["retries"] == 0

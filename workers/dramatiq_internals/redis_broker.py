@@ -54,6 +54,9 @@ return moved
 """
 
 
+#: Wake-ups a queue's doorbell keeps for consumers not yet waiting on it.
+DOORBELL_LENGTH = 16
+
 #: Seconds a Redis command may wait for its reply, or for a connection (unless the URL says otherwise).
 CONNECTION_TIMEOUTS = {"socket_timeout": 30, "socket_connect_timeout": 10, "socket_keepalive": True}
 
@@ -106,11 +109,35 @@ class GuardedRedisBroker(RedisBroker):
         thread dies, leaving those messages in a live worker's ack set for ever.
         """
         try:
-            return super().enqueue(message, delay=delay)
+            sent = super().enqueue(message, delay=delay)
         except CONNECTION_LOST as error:
             if in_consumer_thread() and not isinstance(error, ConnectionClosed):
                 raise ConsumerConnectionLost(str(error)) from None
             raise
+        self.ring(sent.queue_name)
+        return sent
+
+    # A consumer with nothing to fetch waits on its queue's doorbell (BLPOP) rather than sleeping,
+    # and each send rings it, so an idle worker starts a job as soon as it is sent (or falls due)
+    # while asking Redis only about once per worker timeout.
+    def doorbell_key(self, queue_name: str) -> str:
+        return f"{self.namespace}:__doorbell__.{queue_name}"
+
+    def ring(self, queue_name: str) -> None:
+        """Wake one consumer waiting for ``queue_name``; a lost ring only costs that consumer its backoff."""
+        key = self.doorbell_key(queue_name)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(key, 1)
+        pipe.ltrim(key, 0, DOORBELL_LENGTH - 1)
+        pipe.pexpire(key, 60_000)
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            pass
+
+    def wait_for_ring(self, queue_name: str, timeout_ms: int) -> None:
+        """Wait until ``queue_name`` is rung or ``timeout_ms`` milliseconds have passed."""
+        self.client.blpop([self.doorbell_key(queue_name)], timeout=max(0.01, timeout_ms / 1000))
 
     def requeue_orphans(self, queue_name: str, keep: set[str]) -> int:
         """Put back at the head of the queue every id of this worker's ack set of ``queue_name`` not in ``keep``."""

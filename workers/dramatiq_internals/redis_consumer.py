@@ -10,13 +10,13 @@ import redis
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import _RedisConsumer
-from dramatiq.common import compute_backoff, q_name
+from dramatiq.common import compute_backoff, current_millis, q_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.logging import get_logger
 
 from workers.dramatiq_internals.admission import PAUSED_POLL, check_queue, is_paused, refuse
 from workers.dramatiq_internals.keys import REDIS_ID_OPTION
-from workers.dramatiq_internals.worker import delayed_redis_ids, withdraw_waiting
+from workers.dramatiq_internals.worker import delayed_redis_ids, next_delayed_eta, withdraw_waiting
 from workers.signing import MalformedMessage, unwrap
 
 #: What redis-py raises when Redis cannot be reached or did not answer in time.
@@ -131,7 +131,12 @@ class GuardedRedisConsumer(_RedisConsumer):
                     )
                 if not messages:
                     self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
-                    time.sleep(backoff_ms / 1000)
+                    # A delay queue's consumer thread moves a delayed message when it falls due only
+                    # between two fetches: it sleeps no longer than that, so a deferred job is not late.
+                    eta = next_delayed_eta(threading.current_thread())
+                    if eta is not None:
+                        backoff_ms = max(1, min(backoff_ms, eta - current_millis()))
+                    self.broker.wait_for_ring(self.queue_name, backoff_ms)
                     return None
         except CONNECTION_LOST as error:
             raise ConnectionClosed(error) from None

@@ -31,6 +31,15 @@ def delayed_redis_ids(thread: threading.Thread, id_option: str) -> set[str]:
     return {item.message.options.get(id_option) for item in waiting}
 
 
+def next_delayed_eta(thread: threading.Thread) -> int | None:
+    """When the first delayed message a consumer thread holds in memory falls due (ms since the epoch), or None."""
+    if not isinstance(thread, ConsumerThread):
+        return None
+    with thread.delay_queue.mutex:
+        waiting = thread.delay_queue.queue  # a heap: its first item falls due first
+        return waiting[0].priority if waiting else None
+
+
 def consumed_queues(worker) -> list[str]:
     """The queues a worker consumes (those it was started with, else all its consumer threads')."""
     return sorted(name for name in worker.consumers if q_name(name) == name)
