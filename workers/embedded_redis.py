@@ -164,7 +164,7 @@ def _wait_for_clients_to_leave(var_dir: Path, *, timeout: float) -> bool:
 
 
 if __name__ == "__main__":
-    # python -m config.embedded_redis start|stop|watch [VAR_DIR]
+    # python -m workers.embedded_redis start|stop|watch [VAR_DIR]
     action = sys.argv[1] if len(sys.argv) > 1 else "start"
     from config.environment import var_dir
 
@@ -176,4 +176,4 @@ if __name__ == "__main__":
     elif action == "watch":
         watch(target)
     else:
-        sys.exit(f"usage: python -m config.embedded_redis start|stop|watch [VAR_DIR] (got {action!r})")
+        sys.exit(f"usage: python -m workers.embedded_redis start|stop|watch [VAR_DIR] (got {action!r})")
