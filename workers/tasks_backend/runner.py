@@ -153,9 +153,11 @@ def _finish(store, message, task: Task, record: dict, status: str, fields: dict[
     if status == TaskResultStatus.SUCCESSFUL:  # sent after the start, in the same background queue
         store.write_soon(message.message_id, fields, status=status, phase=phase)
     else:  # sent now, perhaps before the start: with what the start would have written
-        store.write(
-            message.message_id, fields, keep=_record_of_message(message, None, None), status=status, phase=phase
-        )
+        keep = _record_of_message(message, None, None)
+        try:
+            store.write(message.message_id, fields, keep=keep, status=status, phase=phase)
+        except Exception as error:  # the job's own failure decides what follows, not the result's
+            logger.warning("Could not record the failure of task result %s (%r).", message.message_id, error)
     level = logging.INFO if status == TaskResultStatus.SUCCESSFUL else logging.ERROR
     if status != TaskResultStatus.READY and _heard(task_finished, level):
         result = result_from_record(message.message_id, {**record, **fields, "status": status}, task=task)
