@@ -67,7 +67,8 @@ class DramatiqBackend(BaseTaskBackend):
                 f"Queue '{task.queue_name}' is not valid for backend. "
                 f"The job queues are: {', '.join(queues.names())} (settings.JOB_QUEUES)."
             )
-        if apps.ready:  # a task declared while apps load gets its actor at its first enqueue
+        # django_dramatiq sets the broker as its app config is made: from then on the actor can be declared.
+        if apps.apps_ready:
             task_actor(task)
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
