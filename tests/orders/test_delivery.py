@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.db import transaction
+from dramatiq.common import dq_name
 
 from orders import tasks
 from orders.models import EmailDelivery, InventoryAudit, Order, Product, SandboxCharge
 from orders.services.orders import order_queue_processing
 from tests.orders.factories import make_order, make_product
+from tests.support import tasks as support_tasks
+from workers import queues
+from workers.dramatiq_internals.keys import messages_key
 from workers.models import DeadLetter
 from workers.testing import wait_until
 
@@ -44,7 +46,14 @@ def test_an_order_delivered_twice_at_once_reserves_charges_and_mails_once(start_
         redis_broker.enqueue(tasks.process_order.message(order.pk))
 
     wait_until(lambda: EmailDelivery.objects.filter(status="sent").exists(), timeout=60, what="the confirmation mail")
-    time.sleep(1)  # let any duplicate work that is still running finish, so a second effect would show
+
+    # Once both deliveries have finished and nothing they queued waits or runs, a second effect would show
+    def settled() -> bool:
+        held = [name for queue in queues.names() for name in (queue, dq_name(queue))]
+        finished = len(worker.log_lines(r"job finished actor=process_order"))
+        return finished == 2 and not any(redis_broker.client.hlen(messages_key(redis_broker, name)) for name in held)
+
+    wait_until(settled, timeout=60, what="both deliveries and the jobs they queued")
     order.refresh_from_db()
     product.refresh_from_db()
     assert order.status == Order.Status.PROCESSED
@@ -63,11 +72,13 @@ def test_a_worker_never_sees_an_order_before_its_transaction_commits(
         monkeypatch.setattr(actor, "broker", redis_broker)
     product = make_product(stock=5)
 
-    # When an order is created and queued in a transaction that takes its time to commit
+    # When an order is created and queued in a transaction that commits only once a job sent
+    # meanwhile has run: one sent before the commit would have reached the worker by then
     with transaction.atomic():
         order = make_order(items=[(product, 1)])
         order_queue_processing(order_ids=[order.pk])
-        time.sleep(1.5)  # a job sent before commit would have reached the worker by now
+        redis_broker.enqueue(support_tasks.noop.message("probe"))
+        wait_until(lambda: support_tasks.recorded("probe"), timeout=30, what="a job sent inside the transaction")
 
     # Then the worker processes it after the commit, and never met a missing row
     wait_until(lambda: Order.objects.get(pk=order.pk).status == "processed", timeout=30, what="the order processed")
