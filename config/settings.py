@@ -190,7 +190,6 @@ DRAMATIQ_BROKER = {
     **_broker,
     "MIDDLEWARE": [
         *(["dramatiq.middleware.prometheus.Prometheus"] if PROMETHEUS_PORT else []),
-        "workers.middleware.tracing.Tracing",
         "workers.middleware.MessageSizeLimit",
         "dramatiq.middleware.AgeLimit",
         "dramatiq.middleware.TimeLimit",
@@ -210,6 +209,7 @@ DRAMATIQ_BROKER = {
         "workers.middleware.UniqueJobs",
         "workers.middleware.JobLog",
         "workers.middleware.StatsdMetrics",
+        "workers.middleware.tracing.Tracing",
         "workers.middleware.BatchProgress",
         "workers.middleware.Retries",
         "django_dramatiq.middleware.DbConnectionsMiddleware",

@@ -92,20 +92,22 @@ def flush(timeout_ms: int = 5000) -> None:
         _provider.force_flush(timeout_ms)
 
 
-def carry_context(message: Message) -> None:
+def carry_context(message: Message) -> bool:
     """Write the current trace context into the message's ``trace`` option, unless it carries one already.
 
     Called where a job is queued (the outbox, inside the caller's transaction; every send), so a
     job relayed later, or sent again for a retry, keeps the context of the code that queued it.
+    Returns whether it wrote one.
     """
     if _tracer is None or TRACE_OPTION in message.options:
-        return
+        return False
     from opentelemetry import propagate
 
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     if carrier:  # outside any span there is nothing to carry
         message.options[TRACE_OPTION] = carrier
+    return bool(carrier)
 
 
 def _enable(provider) -> None:
@@ -119,10 +121,16 @@ def _enable(provider) -> None:
     if not isinstance(provider.sampler, WorkOnly):
         provider.sampler = WorkOnly(provider.sampler)  # read by each tracer as the provider makes it
     _provider, _tracer = provider, provider.get_tracer("workers")
-    for instrumentor in (DjangoInstrumentor(), RedisInstrumentor(), PsycopgInstrumentor()):
-        if not instrumentor.is_instrumented_by_opentelemetry:
+    instrumentors = {"django": DjangoInstrumentor(), "redis": RedisInstrumentor(), "psycopg": PsycopgInstrumentor()}
+    for name, instrumentor in instrumentors.items():
+        if name not in _disabled_instrumentations() and not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
             _instrumentors.append(instrumentor)
+
+
+def _disabled_instrumentations() -> set[str]:
+    """The instrumentors ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` turns off (comma-separated: django,redis,psycopg)."""
+    return {name.strip() for name in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
 
 
 def _exporters(environ: Mapping[str, str]) -> list:

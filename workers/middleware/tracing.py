@@ -11,6 +11,7 @@ from dramatiq.middleware import Middleware
 from workers import tracing
 from workers.middleware.history import skip_outcome
 from workers.middleware.job_log import job_outcome
+from workers.middleware.message_size import check_message_size
 from workers.redaction import redact
 
 
@@ -24,11 +25,14 @@ class Tracing(Middleware):
     under that context and makes it current, so whatever the job queues (the next job, a batch's
     callbacks, an exhausted job's callback) and the database and Redis calls it makes are its
     children. The span ends with the outcome the job log uses (``job.outcome``: succeeded,
-    retrying, failed, cancelled, skipped), and an exception recorded on it.
+    retrying, failed, cancelled), and the exception, redacted, recorded on it.
 
-    Must come first in the middleware list: its after-hooks then run last, once Retries and
-    BatchProgress have sent what they send from inside the span. While tracing is off
-    (``workers.tracing``), every hook returns at once.
+    Outside a job's span a worker's threads trace nothing: its consumers poll and acknowledge,
+    the middleware above this one count, lock and record each job, and none of it is worth a
+    span (or its cost). So this middleware comes below them and just above BatchProgress and
+    Retries, whose after-hooks then run inside the span and send what they send from there. A
+    job skipped before it ran (cancelled while it waited, deferred by a flow limit) has no span.
+    While tracing is off (``workers.tracing``), every hook returns at once.
     """
 
     def __init__(self) -> None:
@@ -37,7 +41,16 @@ class Tracing(Middleware):
 
     def before_enqueue(self, broker, message, delay) -> None:
         """Write the current trace context into the message, unless it carries one already."""
-        tracing.carry_context(message)
+        if tracing.carry_context(message):
+            check_message_size(broker, message)  # measured above, before the context was added
+
+    def after_consumer_thread_boot(self, broker, thread) -> None:
+        """Trace none of the consumer's own calls (fetches, acknowledgements, moving delayed jobs)."""
+        _untraced_thread()
+
+    def after_worker_thread_boot(self, broker, thread) -> None:
+        """Trace nothing a worker thread does outside a job's span."""
+        _untraced_thread()
 
     def before_process_message(self, broker, message) -> None:
         """Open the attempt's span under the context the message carries, and make it current."""
@@ -46,7 +59,11 @@ class Tracing(Middleware):
             return
         from opentelemetry import context, propagate, trace
 
-        parent = propagate.extract(message.options.get(tracing.TRACE_OPTION) or {})
+        carrier = message.options.get(tracing.TRACE_OPTION)
+        # The calls the job makes are traced again, under its span (the thread traces nothing else).
+        parent = context.set_value(
+            context._SUPPRESS_INSTRUMENTATION_KEY, False, propagate.extract(carrier) if carrier else None
+        )
         span = tracer.start_span(
             f"{message.actor_name} process",
             context=parent,
@@ -61,7 +78,7 @@ class Tracing(Middleware):
                 "job.attempt": message.options.get("retries", 0) + 1,
             },
         )
-        self.spans[message.message_id] = (span, context.attach(trace.set_span_in_context(span)))
+        self.spans[message.message_id] = (span, context.attach(trace.set_span_in_context(span, parent)))
 
     def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
         """End the span with the job's outcome, and its exception if it raised one."""
@@ -69,7 +86,7 @@ class Tracing(Middleware):
             self._end(message, job_outcome(message, exception), exception)
 
     def after_skip_message(self, broker, message) -> None:
-        """End the span of a message a middleware skipped: cancelled while it waited, or skipped."""
+        """End the span of a message that a middleware below this one skipped."""
         if message.message_id in self.spans:
             self._end(message, skip_outcome(broker, message), None)
 
@@ -92,3 +109,10 @@ class Tracing(Middleware):
                 span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {text}"[:200]))
         span.end()
         context.detach(token)
+
+
+def _untraced_thread() -> None:
+    if tracing.tracer() is not None:
+        from opentelemetry import context
+
+        context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
