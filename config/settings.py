@@ -121,6 +121,9 @@ EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="backoffice@localhost")
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=["staff@localhost"])
+# The mail provider's limits, as a count per period ("10/s", "600/m"): in all, and per recipient domain.
+EMAIL_RATE = env.str("EMAIL_RATE", default="10/s")
+EMAIL_RATE_PER_DOMAIN = env.str("EMAIL_RATE_PER_DOMAIN", default="5/s")
 
 # PAYMENTS
 # The gateway class (a dotted path); the sandbox has deterministic test tokens.
@@ -234,6 +237,8 @@ SCHEDULER_CATCH_UP_HOURS = env.float("SCHEDULER_CATCH_UP_HOURS", default=24)
 # REPORTS
 # Who gets the daily report by mail; empty: nobody, the report is only stored.
 REPORT_RECIPIENTS = env.list("REPORT_RECIPIENTS", default=["staff@localhost"])
+# Report jobs running at once (a backfill queues one per day), so that they leave database connections to orders.
+REPORT_CONCURRENCY = env.int("REPORT_CONCURRENCY", default=2)
 
 # LOGGING
 # https://docs.djangoproject.com/en/5.2/topics/logging/

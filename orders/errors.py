@@ -35,6 +35,10 @@ class GatewayUnavailable(GatewayError):
     pass
 
 
+class GatewayRateLimited(GatewayError):
+    """The gateway refused the call for going over its rate limit; nothing was charged."""
+
+
 class GatewayTimeout(GatewayError):
     """No answer in time: the charge may or may not have happened; the idempotency key settles it."""
 

@@ -8,12 +8,14 @@ from decimal import Decimal
 from functools import cache
 from typing import Protocol
 
+import dramatiq
 from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
-from orders.errors import GatewayTimeout, GatewayUnavailable, UnknownGatewayOutcome
+from orders.errors import GatewayRateLimited, GatewayTimeout, GatewayUnavailable, UnknownGatewayOutcome
 from orders.models import SandboxCharge
+from workers.platform_redis import platform_client
 
 CHARGED = "charged"
 INSUFFICIENT_FUNDS = "insufficient_funds"
@@ -21,6 +23,21 @@ CARD_EXPIRED = "card_expired"
 #: The key was voided (its order cancelled) before it charged: it never charges.
 VOIDED = "voided"
 OUTCOMES = frozenset({CHARGED, INSUFFICIENT_FUNDS, CARD_EXPIRED, VOIDED})
+#: The sandbox's documented rate limit: at most this many charges in any one second, over all
+#: callers; a charge beyond it is answered "rate limited" (GatewayRateLimited, transient) and
+#: charges nothing. ``process_payment`` keeps under it with a flow limit of its own.
+CHARGES_PER_SECOND = 20
+
+# KEYS: the window of charges; ARGV: the limit, a unique member. 1 if the call is let through, else 0.
+ADMIT_CHARGE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('zremrangebyscore', KEYS[1], '-inf', now - 1000)
+if redis.call('zcard', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('zadd', KEYS[1], now, ARGV[2])
+redis.call('pexpire', KEYS[1], 2000)
+return 1
+"""
 #: What reversing a key answers: nothing had been taken, or what was taken is given back.
 REFUNDED = "refunded"
 REVERSALS = frozenset({VOIDED, REFUNDED})
@@ -62,10 +79,14 @@ class SandboxGateway:
     ``tok_unavailable_N`` fails with a network error on the first N calls for a key, then
     charges; ``tok_timeout`` charges on the first call but times out before answering; and
     ``tok_down`` never answers. Like a real provider, a key charged once is never charged again,
-    and a key reversed (voided or refunded) never charges.
+    and a key reversed (voided or refunded) never charges. Its calls to ``charge`` are held to
+    ``CHARGES_PER_SECOND`` in any second, counted in the platform's Redis and shared by every
+    process (not held on the StubBroker, where flow limits are off too).
     """
 
     def charge(self, *, token: str, amount: Decimal, idempotency_key: str) -> ChargeResult:
+        if not _admit_charge(idempotency_key):
+            raise GatewayRateLimited(f"sandbox gateway: rate limited ({CHARGES_PER_SECOND} charges a second)")
         with transaction.atomic():
             SandboxCharge.objects.get_or_create(
                 idempotency_key=idempotency_key, defaults={"token": token, "amount": amount}
@@ -110,6 +131,16 @@ class SandboxGateway:
             failures = int(token.rsplit("_", 1)[1])
             return None if entry.calls <= failures else CHARGED
         return CHARGED
+
+
+def _admit_charge(idempotency_key: str) -> bool:
+    client = platform_client(dramatiq.get_broker())
+    if client is None:  # the StubBroker: one process, where flow limits are off too
+        return True
+    member = f"{idempotency_key}:{uuid.uuid4().hex}"
+    return bool(
+        client.register_script(ADMIT_CHARGE)(keys=["backoffice:sandbox:charges"], args=[CHARGES_PER_SECOND, member])
+    )
 
 
 @cache

@@ -11,7 +11,8 @@ from dramatiq.middleware import CurrentMessage
 from dramatiq_crontab import cron
 
 from orders.errors import OutOfStock
-from orders.models import Dataset, Import
+from orders.gateway import CHARGES_PER_SECOND
+from orders.models import Dataset, EmailDelivery, Import
 from orders.services.datasets import dataset_process_chunk
 from orders.services.emails import email_deliver, email_fail
 from orders.services.imports import import_fail, import_files_prune, import_run
@@ -58,6 +59,8 @@ def process_payment_exhausted(payment_id: int, error: str) -> None:
     min_backoff=5_000,
     max_backoff=600_000,
     on_retries_exhausted=process_payment_exhausted,
+    # Kept under the gateway's limit, which would answer "rate limited" and cost a retry.
+    rate=("gateway", f"{CHARGES_PER_SECOND}/s"),
 )
 def process_payment(payment_id: int) -> None:
     payment_charge(payment_id=payment_id)
@@ -74,11 +77,19 @@ def send_email_exhausted(delivery_id: int, error: str) -> None:
     logger.error("e-mail delivery %s failed for good: %s", delivery_id, error)
 
 
+def _recipient_domain(delivery_id: int) -> str:
+    """The domain a mail goes to (the flow limit's key: computed once per job, kept in its message)."""
+    to = EmailDelivery.objects.filter(pk=delivery_id).values_list("to", flat=True).first() or ""
+    return to.rpartition("@")[2].lower() or "unknown"
+
+
 @dramatiq.actor(
     queue_name=queues.MAILERS,
     max_retries=5,
     retry_backoff=lambda count: 10 * (count + 1),
     on_retries_exhausted=send_email_exhausted,
+    # The mail provider's limits, in all and per recipient domain.
+    rate=[("mail-provider", settings.EMAIL_RATE), (_recipient_domain, settings.EMAIL_RATE_PER_DOMAIN)],
 )
 def send_email(delivery_id: int) -> None:
     email_deliver(delivery_id=delivery_id)
@@ -89,12 +100,20 @@ def import_data_exhausted(import_id: int, error: str) -> None:
     import_fail(import_id=import_id, message=f"Retries exhausted: {error}")
 
 
+def _import_uploader(import_id: int) -> str:
+    """Who uploaded the import (the flow limit's key); an import of no one's is limited only by itself."""
+    user_id = Import.objects.filter(pk=import_id).values_list("created_by_id", flat=True).first()
+    return f"user-{user_id}" if user_id else f"import-{import_id}"
+
+
 @dramatiq.actor(
     queue_name=queues.LOW,
     max_retries=5,
     time_limit=3_600_000,
     on_retries_exhausted=import_data_exhausted,
     unique="until_executed",
+    # One running import per uploading user: a second waits for the first, spending no retry.
+    concurrency=(_import_uploader, 1),
 )
 def import_data(import_id: int) -> None:
     product_import = import_run(import_id=import_id, should_stop=cancel_requested)

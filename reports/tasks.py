@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import dramatiq
+from django.conf import settings
 from django.utils import timezone
 from django_tasks import task
 from dramatiq.middleware import CurrentMessage
@@ -19,7 +20,8 @@ from workers.tasks_backend import job_options
 
 
 @cron("5 0 * * *")
-@dramatiq.actor(queue_name=queues.LOW, max_retries=5)
+# A backfill queues a report per day: only a few run at once, leaving database connections to orders.
+@dramatiq.actor(queue_name=queues.LOW, max_retries=5, concurrency=("reports", settings.REPORT_CONCURRENCY))
 def generate_daily_report(date: str | None = None, force: bool = False, mail: bool = True) -> None:
     """The daily report of ``date`` (YYYY-MM-DD), by default of the day before the job was sent."""
     day = parse_day(date) if date else day_before(_sent_at())
