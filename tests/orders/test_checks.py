@@ -11,6 +11,7 @@ from orders.checks import payment_gateway_check
 
 def test_the_sandbox_gateway_with_debug_off_is_refused(settings):
     settings.DEBUG = False
+    settings.SILENCED_SYSTEM_CHECKS = []
     settings.PAYMENT_GATEWAY = "orders.gateway.SandboxGateway"
 
     with pytest.raises(SystemCheckError, match="orders.E001.*sandbox gateway while DEBUG is off"):
