@@ -9,9 +9,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
+    from config.environment import var_dir
     from workers.embedded_redis import start_unless_configured
 
-    start_unless_configured()
+    start_unless_configured(var_dir())
     execute_from_command_line(sys.argv)
 
 

@@ -40,17 +40,16 @@ def url(var_dir: Path) -> str:
     return f"unix://{socket_path(var_dir)}"
 
 
-def start_unless_configured() -> None:
-    """Start the embedded server if this process will need it: REDIS_URL unset, and a broker that is not the stub.
+def start_unless_configured(var_dir: Path) -> None:
+    """Start the embedded server under ``var_dir`` if this process will need it: REDIS_URL unset, and a broker
+    that is not the stub.
 
     Entry points call it (``manage.py``, the WSGI application) before Django loads: importing
     the settings only names the server's URL, it starts nothing.
     """
     if os.environ.get("REDIS_URL") or os.environ.get("BROKER_URL", "").startswith("stub:"):
         return
-    from config.environment import var_dir
-
-    ensure_running(var_dir())
+    ensure_running(var_dir)
 
 
 def _client(var_dir: Path) -> redis.Redis:
@@ -166,9 +165,9 @@ def _wait_for_clients_to_leave(var_dir: Path, *, timeout: float) -> bool:
 if __name__ == "__main__":
     # python -m workers.embedded_redis start|stop|watch [VAR_DIR]
     action = sys.argv[1] if len(sys.argv) > 1 else "start"
-    from config.environment import var_dir
-
-    target = Path(sys.argv[2]) if len(sys.argv) > 2 else var_dir()
+    # VAR_DIR, else var/ in the checkout: the settings' rule (config.environment.var_dir), which the
+    # platform does not import.
+    target = Path(sys.argv[2] if len(sys.argv) > 2 else os.environ.get("VAR_DIR") or Path(__file__).parents[1] / "var")
     if action == "start":
         print(ensure_running(target))
     elif action == "stop":
