@@ -22,7 +22,8 @@ def waiting_for(journal, store) -> list[str]:
     """What has not ended yet, one phrase each; empty once the system has settled."""
     from chaos.evidence import redis_leftovers
     from chaos.invariants.domain import TERMINAL
-    from orders.models import EmailDelivery, Import, Order, Payment, PriceBatch, StockAdjustment
+    from mail.models import Mail
+    from orders.models import Import, Order, Payment, PriceBatch, StockAdjustment
     from workers.models import Batch, DeadLetter, OutboxMessage
 
     counts = {
@@ -30,7 +31,7 @@ def waiting_for(journal, store) -> list[str]:
         .exclude(status__in=TERMINAL)
         .count(),
         "payments pending": Payment.objects.filter(status="pending").count(),
-        "mails pending": EmailDelivery.objects.filter(status="pending").count(),
+        "mails pending": Mail.objects.filter(status="pending").count(),
         "stock adjustments queued": StockAdjustment.objects.filter(status="queued").count(),
         "imports not ended": Import.objects.filter(status__in=["pending", "running"]).count(),
         "price batches not started": PriceBatch.objects.filter(job_batch=None).count(),

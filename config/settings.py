@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     # dramatiq-crontab's @cron registry is used without its app: its `crontab` command, with a
     # lock of its own, would double the runs of `runscheduler`.
     "workers",
+    "mail",
     "orders",
     "reports",
     # Extra apps for one process, e.g. the test suite's own actors in a worker it starts.

@@ -41,7 +41,3 @@ class GatewayRateLimited(GatewayError):
 
 class GatewayTimeout(GatewayError):
     """No answer in time: the charge may or may not have happened; the idempotency key settles it."""
-
-
-class MailBeingSent(Exception):
-    """Another attempt claimed this mail moments ago and may be sending it; retried once its claim has lapsed."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 import dramatiq
@@ -12,9 +11,8 @@ from dramatiq_crontab import cron
 
 from orders.errors import OutOfStock
 from orders.gateway import CHARGES_PER_SECOND
-from orders.models import Dataset, EmailDelivery, Import
+from orders.models import Dataset, Import
 from orders.services.datasets import dataset_process_chunk
-from orders.services.emails import email_deliver, email_fail
 from orders.services.imports import import_fail, import_files_prune, import_run
 from orders.services.inventory import inventory_adjust, stock_adjustment_apply
 from orders.services.orders import order_process
@@ -23,8 +21,6 @@ from orders.services.price_batches import price_batch_start, price_item_apply
 from workers import queues
 from workers.cancellation import JobCancelled, cancel_requested
 from workers.models import Batch
-
-logger = logging.getLogger(__name__)
 
 
 @dramatiq.actor(queue_name=queues.DEFAULT, max_retries=10)
@@ -69,30 +65,6 @@ def process_payment(payment_id: int) -> None:
 @dramatiq.actor(queue_name=queues.URGENT, max_retries=10, min_backoff=5_000, max_backoff=600_000)
 def reverse_payment(payment_id: int) -> None:
     payment_reverse(payment_id=payment_id)
-
-
-@dramatiq.actor(queue_name=queues.MAILERS, max_retries=10)
-def send_email_exhausted(delivery_id: int, error: str) -> None:
-    email_fail(delivery_id=delivery_id, error=error)
-    logger.error("e-mail delivery %s failed for good: %s", delivery_id, error)
-
-
-def _recipient_domain(delivery_id: int) -> str:
-    """The domain a mail goes to (the flow limit's key: computed once per job, kept in its message)."""
-    to = EmailDelivery.objects.filter(pk=delivery_id).values_list("to", flat=True).first() or ""
-    return to.rpartition("@")[2].lower() or "unknown"
-
-
-@dramatiq.actor(
-    queue_name=queues.MAILERS,
-    max_retries=5,
-    retry_backoff=lambda count: 10 * (count + 1),
-    on_retries_exhausted=send_email_exhausted,
-    # The mail provider's limits, in all and per recipient domain.
-    rate=[("mail-provider", settings.EMAIL_RATE), (_recipient_domain, settings.EMAIL_RATE_PER_DOMAIN)],
-)
-def send_email(delivery_id: int) -> None:
-    email_deliver(delivery_id=delivery_id)
 
 
 @dramatiq.actor(queue_name=queues.LOW, max_retries=10)

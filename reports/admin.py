@@ -10,7 +10,7 @@ from django.urls import path
 
 from reports.charts import daily_charts
 from reports.formats import product_rows, summary_rows
-from reports.models import Report, ReportMail
+from reports.models import Report
 from reports.selectors import report_daily_series
 from reports.services.daily import report_daily_queue_regeneration
 from reports.services.mail import report_csv_bytes, report_csv_filename, report_email_html
@@ -96,17 +96,3 @@ class ReportAdmin(admin.ModelAdmin):
 
     def has_regenerate_permission(self, request) -> bool:
         return request.user.has_perm("reports.regenerate_report")
-
-
-@admin.register(ReportMail)
-class ReportMailAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "key", "status", "attempts", "sent_at"]
-    list_filter = ["status"]
-    search_fields = ["key"]
-    readonly_fields = [field.name for field in ReportMail._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -1,4 +1,4 @@
-"""Reports: one stored report per type and calendar day, and the mail that sends it once."""
+"""Reports: one stored report per type and calendar day (its mail is a ``mail.Mail``, keyed by the report)."""
 
 from __future__ import annotations
 
@@ -23,24 +23,3 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} report {self.date.isoformat()}"
-
-
-class ReportMail(models.Model):
-    """The mail of one report, sent once: the key names the report, the status says if it went."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        SENT = "sent"
-        FAILED = "failed"
-
-    key = models.CharField(max_length=200, unique=True, help_text="e.g. report-mailed:daily:2026-11-27")
-    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="mails")
-    recipients = models.JSONField(help_text="The addresses when the mail was queued.")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return self.key

@@ -11,9 +11,11 @@ from django_tasks import task
 from dramatiq.middleware import CurrentMessage
 from dramatiq_crontab import cron
 
+from mail.models import Mail
+from mail.services import mail_fail, mail_send
 from reports.periods import day_before, parse_day
 from reports.services.daily import report_daily_build
-from reports.services.mail import report_mail_fail, report_mail_send
+from reports.services.mail import REPORT_MAIL_KEY_PREFIX
 from workers import queues
 from workers.schedules import FIRE_TIME_OPTION
 from workers.tasks_backend import job_options
@@ -38,12 +40,14 @@ def _sent_at() -> datetime:
     return datetime.fromisoformat(fire_time) if fire_time else message.message_datetime
 
 
-# The report mail is a task (Django's tasks API): its service enqueues it by name (workers.enqueue.task_named),
-# and the result, the mail's status or each failed attempt's error, is kept for TASK_RESULT_TTL.
+# The report mail was a task of its own before the mail app sent every mail (mail.tasks.send_mail);
+# these two stay for the jobs queued under their names then, as @tasks (Django's tasks API).
 @task(queue_name=queues.MAILERS)
 @job_options(max_retries=10)
 def send_report_mail_exhausted(mail_id: int, error: str) -> None:
-    report_mail_fail(mail_id=mail_id, error=error)
+    """Mark failed for good the report mails still pending, as ``send_report_mail`` could not send them."""
+    for pending in _pending_report_mails():
+        mail_fail(mail_id=pending, error=error)
 
 
 @task(queue_name=queues.MAILERS)
@@ -51,5 +55,19 @@ def send_report_mail_exhausted(mail_id: int, error: str) -> None:
     max_retries=5, retry_backoff=lambda count: 60 * (count + 1), on_retries_exhausted=send_report_mail_exhausted
 )
 def send_report_mail(mail_id: int) -> str:
-    """Send the report's mail once; returns its status ("sent")."""
-    return report_mail_send(mail_id=mail_id).status
+    """Send the report mails still pending; returns "sent".
+
+    Its ``mail_id`` named a report mail before report mails moved into the mail app, under new
+    ids: the mails it stood for are the report mails that have not gone yet, each sent once.
+    """
+    for pending in _pending_report_mails():
+        mail_send(mail_id=pending)
+    return Mail.Status.SENT.value
+
+
+def _pending_report_mails() -> list[int]:
+    return list(
+        Mail.objects.filter(key__startswith=REPORT_MAIL_KEY_PREFIX, status=Mail.Status.PENDING).values_list(
+            "pk", flat=True
+        )
+    )

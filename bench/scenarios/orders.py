@@ -20,7 +20,7 @@ the sandbox token `tok_ok`. A private redis-server and `manage.py rundramatiq --
 through Django's dummy backend). Then one call of `order_queue_processing` queues every order
 in one transaction (through the outbox, as the admin action does), and each order goes
 `process_order` (stock reserved under row locks, payment created) -> `process_payment` (sandbox
-gateway, ledger row) -> `send_email` (confirmation). Time runs from the start of the queueing
+gateway, ledger row) -> `send_mail` (confirmation). Time runs from the start of the queueing
 call to the last confirmation mail sent; latency is each order's `processed_at` minus the start
 of the queueing call, so under this burst it includes the wait behind the orders queued before
 it. Median of {repeat} runs."""

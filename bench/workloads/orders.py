@@ -59,7 +59,8 @@ def queue() -> dict:
 def wait(count: int, t_start: float, timeout: float) -> dict:
     from django.db.models import Max
 
-    from orders.models import EmailDelivery, Order, Payment
+    from mail.models import Mail
+    from orders.models import Order, Payment
 
     deadline = time.monotonic() + timeout
     done = Order.objects.exclude(processed_at=None)
@@ -68,15 +69,15 @@ def wait(count: int, t_start: float, timeout: float) -> dict:
             raise SystemExit(f"only {done.count()} of {count} orders processed in {timeout:.0f} s")
         time.sleep(0.5)
     # The confirmation mail is the last step of an order; wait for those too.
-    while EmailDelivery.objects.filter(status=EmailDelivery.Status.SENT).count() < count:
+    while Mail.objects.filter(status=Mail.Status.SENT).count() < count:
         time.sleep(0.2)
     latencies = sorted(t.timestamp() - t_start for t in done.values_list("processed_at", flat=True))
-    last_mail = EmailDelivery.objects.aggregate(last=Max("sent_at"))["last"].timestamp()
+    last_mail = Mail.objects.aggregate(last=Max("sent_at"))["last"].timestamp()
     return {
         "processed": len(latencies),
         "failed": Order.objects.filter(status=Order.Status.FAILED).count(),
         "charged": Payment.objects.filter(status=Payment.Status.CHARGED).count(),
-        "mails": EmailDelivery.objects.filter(status=EmailDelivery.Status.SENT).count(),
+        "mails": Mail.objects.filter(status=Mail.Status.SENT).count(),
         "seconds": last_mail - t_start,
         "p50": statistics.median(latencies),
         "p95": latencies[int(len(latencies) * 0.95) - 1],

@@ -55,10 +55,11 @@ def payments_charged_once(journal: Journal) -> Check:
 
 
 def confirmations_sent_once(journal: Journal, subjects: Counter) -> Check:
-    from orders.models import EmailDelivery, Payment
+    from mail.models import Mail
+    from orders.models import Payment
 
     charged = set(Payment.objects.filter(status="charged").values_list("order_id", flat=True))
-    deliveries = {d["key"]: d for d in EmailDelivery.objects.values("key", "status", "subject")}
+    deliveries = {d["key"]: d for d in Mail.objects.values("key", "status", "subject")}
     missing = [pk for pk in charged if f"order-confirmed:{pk}" not in deliveries]
     unsent = [pk for pk in charged if deliveries.get(f"order-confirmed:{pk}", {}).get("status") != "sent"]
     statuses = Counter(d["status"] for d in deliveries.values())

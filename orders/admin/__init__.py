@@ -1,5 +1,5 @@
 """The shop's admin, one module per concept; importing this package registers every model's admin."""
 
-from orders.admin import customers, datasets, imports, mails, orders, price_batches, products
+from orders.admin import customers, datasets, imports, orders, price_batches, products
 
-__all__ = ["customers", "datasets", "imports", "mails", "orders", "price_batches", "products"]
+__all__ = ["customers", "datasets", "imports", "orders", "price_batches", "products"]

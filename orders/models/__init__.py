@@ -4,7 +4,6 @@ from orders.models.customers import Customer
 from orders.models.datasets import DATASET_CHUNK_MAX, Dataset
 from orders.models.imports import Import, ImportRowError
 from orders.models.inventory import InventoryAudit, StockAdjustment
-from orders.models.mails import EmailDelivery
 from orders.models.orders import Order, OrderItem
 from orders.models.payments import Payment, SandboxCharge
 from orders.models.price_batches import PriceBatch, PriceBatchItem
@@ -14,7 +13,6 @@ __all__ = [
     "DATASET_CHUNK_MAX",
     "Customer",
     "Dataset",
-    "EmailDelivery",
     "Import",
     "ImportRowError",
     "InventoryAudit",

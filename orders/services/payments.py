@@ -6,10 +6,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from mail.services import queue_mail
 from orders import gateway as payment_gateway
 from orders.errors import CardExpired, UnknownGatewayOutcome
 from orders.models import Order, Payment
-from orders.services.emails import customer_mail, queue_email
+from orders.services.emails import customer_mail
 from orders.services.inventory import stock_reserve
 from orders.services.orders import QueueOutcome, order_transition, payment_key
 from workers.enqueue import actor_named, enqueue_on_commit
@@ -100,10 +101,10 @@ def payment_fail(*, payment_id: int, error: str) -> Payment:
         order_transition(order, Order.Status.FAILED, reason=f"Payment could not be charged: {error}")
         order.save(update_fields=["status", "failure_reason"])
         for address in settings.STAFF_ALERT_EMAILS:
-            queue_email(
+            queue_mail(
                 # One alert per round of retries: a retry from the admin that fails again alerts again.
                 key=f"payment-failed-alert:{payment.pk}:{payment.attempts}:{address}",
-                to=address,
+                to=[address],
                 subject=f"Payment #{payment.pk} for order #{order.pk} failed after all retries",
                 body=f"Payment #{payment.pk} (order #{order.pk}) could not be charged: {error}.\n"
                 "Use 'Retry failed payments' in the admin once the gateway is back.\n",

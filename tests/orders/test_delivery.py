@@ -6,8 +6,10 @@ import pytest
 from django.db import transaction
 from dramatiq.common import dq_name
 
+from mail import tasks as mail_tasks
+from mail.models import Mail
 from orders import tasks
-from orders.models import EmailDelivery, InventoryAudit, Order, Product, SandboxCharge
+from orders.models import InventoryAudit, Order, Product, SandboxCharge
 from orders.services.orders import order_queue_processing
 from tests.orders.factories import make_order, make_product
 from tests.support import tasks as support_tasks
@@ -45,7 +47,7 @@ def test_an_order_delivered_twice_at_once_reserves_charges_and_mails_once(start_
     for _ in range(2):
         redis_broker.enqueue(tasks.process_order.message(order.pk))
 
-    wait_until(lambda: EmailDelivery.objects.filter(status="sent").exists(), timeout=60, what="the confirmation mail")
+    wait_until(lambda: Mail.objects.filter(status="sent").exists(), timeout=60, what="the confirmation mail")
 
     # Once both deliveries have finished and nothing they queued waits or runs, a second effect would show
     def settled() -> bool:
@@ -68,7 +70,7 @@ def test_a_worker_never_sees_an_order_before_its_transaction_commits(
 ):
     # Given a running worker, and actors that send to its Redis
     worker = start_worker(redis_url=redis_url)
-    for actor in (tasks.process_order, tasks.process_payment, tasks.send_email):
+    for actor in (tasks.process_order, tasks.process_payment, mail_tasks.send_mail):
         monkeypatch.setattr(actor, "broker", redis_broker)
     product = make_product(stock=5)
 

@@ -10,10 +10,12 @@ import pytest
 from django.core import mail
 from django.db import OperationalError
 
-from orders.models import EmailDelivery, Order, Payment, Product, SandboxCharge
+from mail.models import Mail
+from mail.tasks import send_mail
+from orders.models import Order, Payment, Product, SandboxCharge
 from orders.services.orders import order_queue_processing
 from orders.services.payments import payment_fail, payment_queue_retry
-from orders.tasks import process_order, process_payment, send_email, update_inventory
+from orders.tasks import process_order, process_payment, update_inventory
 from tests.orders.factories import make_customer, make_order, make_product
 from workers.models import DeadLetter
 
@@ -39,7 +41,7 @@ def test_an_order_is_reserved_charged_and_confirmed(perform_jobs, django_capture
     assert (payment.status, payment.attempts) == (Payment.Status.CHARGED, 1)
     assert payment.gateway_reference.startswith("sbx_")
     assert [(m.to, m.subject) for m in mail.outbox] == [(["buyer@example.com"], f"Your order #{order.pk} is confirmed")]
-    assert EmailDelivery.objects.get().status == EmailDelivery.Status.SENT
+    assert Mail.objects.get().status == Mail.Status.SENT
 
 
 def test_an_order_delivered_twice_reserves_charges_and_mails_once(
@@ -120,24 +122,23 @@ def test_a_mail_that_cannot_be_sent_is_retried_on_its_schedule_then_marked_faile
     caplog.set_level(logging.INFO)
     with mock.patch("django.core.mail.EmailMessage.send", side_effect=smtplib.SMTPServerDisconnected("gone")):
         place_and_process(perform_jobs, django_capture_on_commit_callbacks)
-    delivery = EmailDelivery.objects.get()
-    assert delivery.status == EmailDelivery.Status.FAILED
+    delivery = Mail.objects.get()
+    assert delivery.status == Mail.Status.FAILED
     assert delivery.error == "SMTPServerDisconnected: gone"
     delays = [
         r.args[2]
         for r in caplog.records
-        if r.getMessage().startswith("Retrying message") and "send_email" in r.getMessage()
+        if r.getMessage().startswith("Retrying message") and "send_mail" in r.getMessage()
     ]
     assert delays == [10_000, 20_000, 30_000, 40_000, 50_000]
     assert any(
-        r.getMessage() == f"e-mail delivery {delivery.pk} failed for good: SMTPServerDisconnected: gone"
-        for r in caplog.records
+        r.getMessage() == f"mail {delivery.pk} failed for good: SMTPServerDisconnected: gone" for r in caplog.records
     )
 
 
 def test_a_redelivered_mail_job_sends_one_mail(perform_jobs, django_capture_on_commit_callbacks):
     order, _ = place_and_process(perform_jobs, django_capture_on_commit_callbacks)
-    send_email.send(EmailDelivery.objects.get().pk)
+    send_mail.send(Mail.objects.get().pk)
     perform_jobs()
     assert len(mail.outbox) == 1
 

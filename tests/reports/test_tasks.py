@@ -15,7 +15,9 @@ import time_machine
 from django.core import mail
 from dramatiq_crontab import scheduler
 
-from reports.models import Report, ReportMail
+from mail.models import Mail
+from mail.tasks import send_mail
+from reports.models import Report
 from reports.tasks import generate_daily_report, send_report_mail
 from tests.orders.factories import make_product
 from tests.reports.factories import berlin, place_order
@@ -54,7 +56,7 @@ def test_the_job_stores_the_report_and_mails_it_with_an_html_body_and_the_csv(sa
     rows = list(csv.reader(io.StringIO(content.removeprefix("\ufeff"))))
     assert rows[:4] == [["Figure", "Value"], ["Orders", "2"], ["Paid orders", "2"], ["Revenue", "72.50"]]
     assert rows[-2:] == [["1", "MUG", "Enamel mug", "3", "37.50"], ["2", "PEN", "Fountain pen", "1", "35.00"]]
-    assert ReportMail.objects.get().status == ReportMail.Status.SENT
+    assert Mail.objects.get().status == Mail.Status.SENT
 
 
 def test_a_job_delivered_twice_stores_one_report_and_sends_one_mail(sales, perform_jobs):
@@ -131,17 +133,39 @@ def test_a_report_mail_that_cannot_be_sent_is_retried_then_marked_failed_by_its_
         perform_jobs()
 
     # Then the mail is marked failed with the last error, holding no claim, and its job is a dead letter
-    report_mail = ReportMail.objects.get()
+    report_mail = Mail.objects.get()
     assert (report_mail.status, report_mail.attempts, report_mail.sent_at) == ("failed", 6, None)
     assert report_mail.error == "SMTPServerDisconnected: gone"
-    assert DeadLetter.objects.get(actor_name="reports.tasks.send_report_mail").reason == "exhausted"
+    assert DeadLetter.objects.get(actor_name="send_mail").reason == "exhausted"
     assert mail.outbox == []
 
-    # And a job sent again (as from the dead letters) sends it once, and says so in its result
-    with django_capture_on_commit_callbacks(execute=True):
-        result = send_report_mail.enqueue(mail_id=report_mail.pk)
+    # And a job sent again (as from the dead letters) sends it once
+    send_mail.send(report_mail.pk)
+    send_mail.send(report_mail.pk)
     perform_jobs()
     report_mail.refresh_from_db()
     assert (report_mail.status, report_mail.error) == ("sent", "")
     assert len(mail.outbox) == 1
-    assert send_report_mail.get_result(result.id).return_value == "sent"
+
+
+def test_a_job_queued_under_the_former_report_mail_task_sends_the_pending_report_mail_once(
+    sales, perform_jobs, django_capture_on_commit_callbacks, jobs
+):
+    # Given a report whose mail is queued, its own job lost
+    with django_capture_on_commit_callbacks(execute=True):
+        generate_daily_report.send(date="2025-11-27", mail=True)
+    jobs.run_next()
+    jobs.clear()
+    report_mail = Mail.objects.get()
+
+    # When a job of the former report mail task comes, twice, with an id of the old numbering
+    with django_capture_on_commit_callbacks(execute=True):
+        first = send_report_mail.enqueue(mail_id=9999)
+        send_report_mail.enqueue(mail_id=9999)
+    perform_jobs()
+
+    # Then the report's mail went out once, and the task says so
+    report_mail.refresh_from_db()
+    assert report_mail.status == Mail.Status.SENT
+    assert len(mail.outbox) == 1
+    assert send_report_mail.get_result(first.id).return_value == "sent"

@@ -72,13 +72,13 @@ def test_processing_orders_from_the_admin_is_one_trace_from_the_request_to_the_m
     request = request_span(spans)
     (process_order,) = job_spans(spans, "process_order")
     first, second = job_spans(spans, "process_payment")
-    (send_email,) = job_spans(spans, "send_email")
-    traced = [request, process_order, first, second, send_email]
+    (send_mail,) = job_spans(spans, "send_mail")
+    traced = [request, process_order, first, second, send_mail]
     assert {span.context.trace_id for span in traced} == {request.context.trace_id}
     # And each job is the child of the code that queued it; a retry is a sibling of the attempt before
     assert process_order.parent.span_id == request.context.span_id
     assert first.parent.span_id == second.parent.span_id == process_order.context.span_id
-    assert send_email.parent.span_id == second.context.span_id
+    assert send_mail.parent.span_id == second.context.span_id
     # And each span says what ran, where, which attempt, and how it ended
     assert process_order.kind == SpanKind.CONSUMER
     assert {key: process_order.attributes[key] for key in ("messaging.system", "job.actor", "job.outcome")} == {
@@ -87,7 +87,7 @@ def test_processing_orders_from_the_admin_is_one_trace_from_the_request_to_the_m
         "job.outcome": "succeeded",
     }
     assert process_order.attributes["messaging.destination.name"] == "default"
-    assert send_email.attributes["messaging.destination.name"] == "mailers"
+    assert send_mail.attributes["messaging.destination.name"] == "mailers"
     assert [(s.attributes["job.attempt"], s.attributes["job.outcome"]) for s in (first, second)] == [
         (1, "retrying"),
         (2, "succeeded"),

@@ -7,9 +7,11 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from orders.models import EmailDelivery, InventoryAudit, Order, Payment
+from mail.models import Mail
+from mail.tasks import send_mail
+from orders.models import InventoryAudit, Order, Payment
 from orders.services.orders import order_process, order_queue_processing
-from orders.tasks import process_order, process_payment, send_email
+from orders.tasks import process_order, process_payment
 from tests.orders.factories import make_customer, make_order, make_product
 
 pytestmark = pytest.mark.django_db
@@ -62,9 +64,9 @@ def test_out_of_stock_fails_the_order_with_the_reason_leaves_stock_alone_and_tel
     assert order.total == plenty.price + 5 * scarce.price > 0
     assert (plenty.stock, scarce.stock) == (9, 1)
     assert not Payment.objects.exists() and not InventoryAudit.objects.exists()
-    mail = EmailDelivery.objects.get()
-    assert (mail.key, mail.to) == (f"order-out-of-stock:{order.pk}", order.customer.email)
-    jobs.assert_enqueued(send_email, mail.pk, count=1)
+    mail = Mail.objects.get()
+    assert (mail.key, mail.to) == (f"order-out-of-stock:{order.pk}", [order.customer.email])
+    jobs.assert_enqueued(send_mail, mail.pk, count=1)
     jobs.assert_enqueued(process_payment, count=0)
 
 

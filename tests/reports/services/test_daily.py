@@ -12,8 +12,9 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
+from mail.models import Mail
 from reports.errors import InvalidDay
-from reports.models import Report, ReportMail
+from reports.models import Report
 from reports.services import daily
 from reports.services.daily import report_daily_build
 from tests.orders.factories import make_product
@@ -39,10 +40,10 @@ def test_building_twice_keeps_the_first_report_and_queues_one_mail(django_captur
     # Then it is the same report with the same figures, and one mail was queued
     assert again.pk == first.pk and again.data["orders"] == 1
     assert Report.objects.count() == 1
-    assert list(ReportMail.objects.values_list("key", "recipients")) == [
+    assert list(Mail.objects.values_list("key", "to")) == [
         ("report-mailed:daily:2025-11-27", ["owner@example.com", "accounts@example.com"])
     ]
-    assert len(jobs.enqueued("reports.tasks.send_report_mail")) == 1
+    assert len(jobs.enqueued("send_mail")) == 1
 
 
 def test_force_computes_the_report_again_in_place_without_a_second_mail(django_capture_on_commit_callbacks, jobs):
@@ -58,7 +59,7 @@ def test_force_computes_the_report_again_in_place_without_a_second_mail(django_c
     assert forced.pk == first.pk
     assert (forced.data["orders"], forced.data["revenue"]) == (2, "60.00")
     assert Report.objects.get().data["revenue"] == "60.00"
-    assert ReportMail.objects.count() == 1 and len(jobs.enqueued("reports.tasks.send_report_mail")) == 1
+    assert Mail.objects.count() == 1 and len(jobs.enqueued("send_mail")) == 1
 
 
 def test_without_mail_or_recipients_nothing_is_queued(django_capture_on_commit_callbacks, jobs, settings):
@@ -67,7 +68,7 @@ def test_without_mail_or_recipients_nothing_is_queued(django_capture_on_commit_c
         settings.REPORT_RECIPIENTS = []
         report_daily_build(day=DAY - timedelta(days=1))
     assert Report.objects.count() == 2
-    assert not ReportMail.objects.exists()
+    assert not Mail.objects.exists()
     jobs.assert_nothing_enqueued()
 
 
@@ -115,7 +116,7 @@ def test_two_runs_at_once_store_one_report_and_send_one_mail(jobs):
 
     # Then both return the one report, one mail is queued, and running the jobs sends one mail
     assert len(set(results)) == 1 and isinstance(results[0], int), results
-    assert Report.objects.count() == 1 and ReportMail.objects.count() == 1
+    assert Report.objects.count() == 1 and Mail.objects.count() == 1
     jobs.drain()
     assert len(mail.outbox) == 1
-    assert ReportMail.objects.get().status == ReportMail.Status.SENT
+    assert Mail.objects.get().status == Mail.Status.SENT
