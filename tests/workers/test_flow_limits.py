@@ -8,6 +8,8 @@ import pytest
 import redis
 
 from tests.support import flow_tasks
+from workers.dramatiq_internals.consumers import GuardedRedisBroker
+from workers.middleware.limits import FlowControl
 from workers.models import DeadLetter
 from workers.testing import wait_until
 
@@ -85,3 +87,25 @@ def test_a_killed_workers_slots_free_within_the_lease_time(start_worker, redis_b
     # Then that job starts once the dead worker's leases expire, within the lease time + 5 s
     wait_until(lambda: recorded(redis_url, "after"), timeout=3 + 5, what="the job after the kill")
     assert recorded(redis_url, "after")[0]["retries"] == 0
+
+
+def test_a_key_with_few_jobs_is_not_held_behind_a_key_with_many(start_worker, redis_broker, redis_url):
+    # Given a sender whose broker knows the limits (as the web app's does)
+    sender = GuardedRedisBroker(url=redis_url, middleware=[FlowControl()])
+    sender.declare_actor(flow_tasks.two_per_group)
+    # And one worker of four threads, and 2,000 jobs of group A queued before ten of group B
+    for _ in range(2000):
+        sender.enqueue(flow_tasks.two_per_group.message("fair", "A", 0.05))
+    start_worker(redis_url=redis_url, threads=4)
+    for _ in range(10):
+        sender.enqueue(flow_tasks.two_per_group.message("fair", "B", 0.05))
+
+    # When B's jobs have run
+    wait_until(lambda: sum(run["group"] == "B" for run in recorded(redis_url, "fair")) == 10, timeout=60, what="B")
+
+    # Then B's jobs were served turn about with A's: all ten started before A's 100th did
+    runs = recorded(redis_url, "fair")
+    last_b = max(run["started"] for run in runs if run["group"] == "B")
+    assert sum(run["group"] == "A" and run["started"] < last_b for run in runs) < 100
+    # And A never ran more than its two at once while it was being overtaken
+    assert largest_overlap([run for run in runs if run["group"] == "A"]) <= 2

@@ -3,11 +3,16 @@ connection dropped."""
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 
-from workers.dramatiq_internals.keys import acks_key, messages_key, queue_key
+from workers.dramatiq_internals import lanes
+from workers.dramatiq_internals.keys import REDIS_ID_OPTION, acks_key, heartbeats_key, messages_key, queue_key
+from workers.dramatiq_internals.lanes import LANE_OPTION, lane_prefix, rotation_key
 from workers.dramatiq_internals.redis_consumer import CONNECTION_LOST, GuardedRedisConsumer
 from workers.dramatiq_internals.worker import in_consumer_thread
 
@@ -80,6 +85,8 @@ class GuardedRedisBroker(RedisBroker):
         self.find_fetched_script = self.client.register_script(FIND_FETCHED)
         self.requeue_orphans_script = self.client.register_script(REQUEUE_ORPHANS)
         self.requeue_held_script = self.client.register_script(REQUEUE_HELD)
+        self.enqueue_lane_script = self.client.register_script(lanes.ENQUEUE)
+        self.fetch_script = self.client.register_script(lanes.FETCH)
         #: Per queue: the Redis ids handed to the worker and not yet acknowledged, shared by
         #: every consumer the worker makes of that queue in turn.
         self.outstanding: dict[str, set[str]] = {}
@@ -109,13 +116,46 @@ class GuardedRedisBroker(RedisBroker):
         thread dies, leaving those messages in a live worker's ack set for ever.
         """
         try:
-            sent = super().enqueue(message, delay=delay)
+            sent = self._send(message, delay=delay)
         except CONNECTION_LOST as error:
             if in_consumer_thread() and not isinstance(error, ConnectionClosed):
                 raise ConsumerConnectionLost(str(error)) from None
             raise
         self.ring(sent.queue_name)
         return sent
+
+    def _send(self, message, *, delay=None):
+        # Dramatiq's RedisBroker.enqueue, but a message with a lane (and no delay) goes on its lane.
+        queue_name = message.queue_name
+        message = message.copy(options={REDIS_ID_OPTION: str(uuid4())})
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
+        self.emit_before("enqueue", message, delay)
+        redis_id, lane = message.options[REDIS_ID_OPTION], message.options.get(LANE_OPTION)
+        if lane and delay is None:
+            keys = [
+                messages_key(self, queue_name),
+                lane_prefix(self.namespace, queue_name) + lane,
+                rotation_key(self.namespace, queue_name),
+            ]
+            self.enqueue_lane_script(keys=keys, args=[redis_id, message.encode(), lane])
+        else:
+            self.do_enqueue(queue_name, redis_id, message.encode())
+        self.emit_after("enqueue", message, delay)
+        return message
+
+    def fetch(self, queue_name: str, count: int) -> list[bytes | None]:
+        """Up to ``count`` bodies of ``queue_name``, taken in turn from its list and its lanes (``lanes.FETCH``)."""
+        keys = [
+            queue_key(self, queue_name),
+            messages_key(self, queue_name),
+            acks_key(self, self.broker_id, queue_name),
+            rotation_key(self.namespace, queue_name),
+            heartbeats_key(self),
+        ]
+        args = [min(count, self._max_unpack_size()), lane_prefix(self.namespace, queue_name), current_millis()]
+        return self.fetch_script(keys=keys, args=[*args, self.broker_id])
 
     # A consumer with nothing to fetch waits on its queue's doorbell (BLPOP) rather than sleeping,
     # and each send rings it, so an idle worker starts a job as soon as it is sent (or falls due)

@@ -126,9 +126,11 @@ class GuardedRedisConsumer(_RedisConsumer):
 
                 messages = []
                 if self.outstanding_message_count < self.prefetch:
-                    self.message_cache = messages = self.broker.do_fetch(
-                        self.queue_name, self.prefetch - self.outstanding_message_count
-                    )
+                    wanted = self.prefetch - self.outstanding_message_count
+                    if q_name(self.queue_name) == self.queue_name:
+                        self.message_cache = messages = self.broker.fetch(self.queue_name, wanted)
+                    else:  # a delay queue has no lanes
+                        self.message_cache = messages = self.broker.do_fetch(self.queue_name, wanted)
                 if not messages:
                     self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
                     # A delay queue's consumer thread moves a delayed message when it falls due only

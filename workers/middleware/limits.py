@@ -17,10 +17,12 @@ it) and skipped, so the broker acknowledges the copy it held. While it waits it 
 broker's delay queue, holding no worker thread, and the wait is computed rather than polled:
 until a slot is expected to free or the rate window opens, behind the key's other waiting jobs.
 
-Fair shares between keys within a queue: a key's jobs beyond its limit leave the queue at
-once and come back spaced by what the key's slots serve, so a key with 10,000 jobs waiting
-holds at most its limit of threads and its backlog waits in the delay queue, while a key with
-ten jobs is reached as fast as the worker can step over the first key's excess.
+Fair shares between keys within a queue: on the Redis broker each job of an actor limited by
+a key function is sent to its key's lane, and consumers take the lanes round-robin (turn about
+with the jobs sent without a lane), so a key with 10,000 jobs waiting gives one for each one of
+a key with ten (``workers.dramatiq_internals.lanes``). A key's jobs beyond its limit leave the
+line at once and come back spaced by what the key's slots serve. On RabbitMQ a queue stays one
+line: a key's excess steps aside, but a key with few jobs waits behind the ones sent before it.
 
 A running job's leases are renewed by a thread of this middleware every ``renew_interval``
 seconds and expire ``lease_ttl`` after the last renewal: a worker SIGKILLed while holding
@@ -48,6 +50,7 @@ import threading
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
+from workers.dramatiq_internals.lanes import LANE_OPTION
 from workers.flow_limits import CONCURRENCY, RATE, FlowStore, Limit, parse_limits
 from workers.platform_redis import platform_client, platform_namespace
 from workers.resend import resend
@@ -114,16 +117,24 @@ class FlowControl(Middleware):
     def before_worker_shutdown(self, broker, worker) -> None:
         self.stopped.set()
 
+    def before_enqueue(self, broker, message, delay) -> None:
+        """Compute the job's key values once, on its first send, and put it on its key's lane
+        (``workers.dramatiq_internals.lanes``), so that keys are served round-robin."""
+        limits = self.limits.get(message.actor_name)
+        if not limits or self.store(broker) is None:
+            return
+        keys = self._keys(limits, message)
+        lane = next((key for limit, key in zip(limits, keys, strict=True) if not isinstance(limit.key, str)), None)
+        if lane is not None:
+            message.options[LANE_OPTION] = f"{message.actor_name}:{lane}"
+
     def before_process_message(self, broker, message) -> None:
         """Take the job's leases and starts; or send it back for when its limits should let it run."""
         limits = self._actor_limits(broker, message.actor_name)
         store = self.store(broker) if limits else None
         if store is None:
             return
-        keys = message.options.get(KEYS_OPTION)
-        if not isinstance(keys, list) or len(keys) != len(limits):
-            keys = [self._key_text(limit, message) for limit in limits]
-            message.options[KEYS_OPTION] = keys
+        keys = self._keys(limits, message)
         bases = [store.base_key(limit, message.actor_name, key) for limit, key in zip(limits, keys, strict=True)]
         member = f"{message.message_id}@{getattr(broker, 'broker_id', '')}"
         wait = store.acquire(
@@ -169,6 +180,14 @@ class FlowControl(Middleware):
 
     def _actor_limits(self, broker, actor_name: str) -> list[Limit]:
         return self.limits.get(actor_name, [])
+
+    def _keys(self, limits: list[Limit], message) -> list[str]:
+        """The job's key values, computed on first use and kept in its message."""
+        keys = message.options.get(KEYS_OPTION)
+        if not isinstance(keys, list) or len(keys) != len(limits):
+            keys = [self._key_text(limit, message) for limit in limits]
+            message.options[KEYS_OPTION] = keys
+        return keys
 
     @staticmethod
     def _key_text(limit: Limit, message) -> str:
