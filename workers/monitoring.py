@@ -22,6 +22,7 @@ from dramatiq.brokers.stub import StubBroker
 from workers import queues
 from workers.dramatiq_internals.holdings import ack_sets, live_worker_ids
 from workers.dramatiq_internals.keys import REDIS_ID_OPTION, dq_name, messages_key, queue_key, xq_name
+from workers.dramatiq_internals.lanes import waiting_in_lanes
 from workers.middleware.presence import live_worker_count, worker_states
 from workers.platform_redis import platform_client
 from workers.signing import unwrap
@@ -135,6 +136,7 @@ def _redis_counts(broker: RedisBroker, name: str, running: int) -> dict:
     for acks in held + held_delayed:
         pipe.scard(acks.key)
     ready, waiting_delayed, dead, oldest, *sizes = pipe.execute()
+    ready += waiting_in_lanes(client, broker.namespace, name)
     by_holder = list(zip(held + held_delayed, sizes, strict=True))
     taken = sum(size for acks, size in by_holder[: len(held)] if acks.worker_id in live)
     scheduled = waiting_delayed + sum(size for acks, size in by_holder[len(held) :] if acks.worker_id in live)

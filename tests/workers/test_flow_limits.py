@@ -11,6 +11,7 @@ from tests.support import flow_tasks
 from workers.dramatiq_internals.consumers import GuardedRedisBroker
 from workers.middleware.limits import FlowControl
 from workers.models import DeadLetter
+from workers.monitoring import queue_stats
 from workers.testing import wait_until
 
 pytestmark = pytest.mark.delivery
@@ -96,6 +97,8 @@ def test_a_key_with_few_jobs_is_not_held_behind_a_key_with_many(start_worker, re
     # And one worker of four threads, and 2,000 jobs of group A queued before ten of group B
     for _ in range(2000):
         sender.enqueue(flow_tasks.two_per_group.message("fair", "A", 0.05))
+    # (which the queue's count includes, though they wait in the group's lane)
+    assert next(row for row in queue_stats(sender) if row.name == "default").ready == 2000
     start_worker(redis_url=redis_url, threads=4)
     for _ in range(10):
         sender.enqueue(flow_tasks.two_per_group.message("fair", "B", 0.05))

@@ -69,3 +69,19 @@ def rotation_key(namespace: str, queue_name: str) -> str:
 
 def lane_prefix(namespace: str, queue_name: str) -> str:
     return f"{namespace}:{queue_name}.lane."
+
+
+# KEYS: the queue's rotation; ARGV: the lanes' key prefix. Returns how many ids wait in its lanes.
+WAITING = """
+local total = 0
+for _, lane in ipairs(redis.call("lrange", KEYS[1], 0, -1)) do
+    total = total + redis.call("llen", ARGV[1] .. lane)
+end
+return total
+"""
+
+
+def waiting_in_lanes(client, namespace: str, queue_name: str) -> int:
+    """How many jobs of ``queue_name`` wait in its lanes (not in its own list), for the queue's counts."""
+    script = client.register_script(WAITING)
+    return int(script(keys=[rotation_key(namespace, queue_name)], args=[lane_prefix(namespace, queue_name)]))
