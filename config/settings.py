@@ -133,6 +133,8 @@ PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="orders.gateway.SandboxGate
 # JOBS
 # The queues and their weights: a busy worker serves each queue in proportion to its weight.
 JOB_QUEUES = {"urgent": 6, "default": 3, "mailers": 2, "low": 1}
+# Threads kept for one queue alone, each queue in a worker process of its own ("urgent=2"): see runworkers.
+JOB_RESERVED_THREADS = env.dict("JOB_RESERVED_THREADS", cast={"value": int}, default={})
 # Seconds between two rounds of housekeeping (dead workers' messages put back, the outbox relayed),
 # done by one live worker process of the cluster at a time.
 JOB_HOUSEKEEPING_INTERVAL = env.float("JOB_HOUSEKEEPING_INTERVAL", default=5)

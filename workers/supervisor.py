@@ -33,9 +33,11 @@ MAX_BACKOFF = 10.0
 
 @dataclass
 class Group:
-    """One ``rundramatiq`` process group and its restart history."""
+    """One ``rundramatiq`` process group and its restart history; a reserved group has its own threads and queues."""
 
     number: int
+    threads: int = 0
+    queues: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     failures: int = 0
@@ -44,7 +46,13 @@ class Group:
 
 
 class Supervisor:
-    """Run ``processes`` worker groups of ``threads`` threads each until asked to stop.
+    """Run ``processes`` worker groups of ``threads`` threads each, and the reserved groups, until asked to stop.
+
+    Reserved capacity (as Sidekiq's capsules): Dramatiq's threads of one process share one work
+    queue, so a thread cannot be kept for one queue inside it. A queue given reserved threads
+    gets a worker process of its own that consumes that queue only, and the other processes leave
+    it alone (they would otherwise prefetch its jobs into their own busy work queues): its jobs
+    start at once even while every other thread is busy with slow jobs of other queues.
 
     Parameters:
       processes(int): Worker groups (one Dramatiq worker process each).
@@ -52,18 +60,33 @@ class Supervisor:
       queues(list[str]): Queues to consume; all when empty.
       shutdown_timeout(float): How long a stopping worker may finish its running jobs before it
         puts back what it holds and exits, in seconds.
+      reserved(dict[str, int]): Queue name -> threads kept for that queue alone, in a process of its own.
     """
 
     def __init__(
-        self, *, processes: int, threads: int, queues: list[str] | None = None, shutdown_timeout: float = 20.0
+        self,
+        *,
+        processes: int,
+        threads: int,
+        queues: list[str] | None = None,
+        shutdown_timeout: float = 20.0,
+        reserved: dict[str, int] | None = None,
     ) -> None:
-        self.groups = [Group(number) for number in range(processes)]
+        reserved = dict(reserved or {})
+        if reserved and not queues:
+            from workers.queues import names  # settings are read only when reserving
+
+            queues = [name for name in names() if name not in reserved]
+        self.groups = [Group(number, threads, list(queues or [])) for number in range(processes)]
+        for name, reserved_threads in reserved.items():
+            self.groups.append(Group(len(self.groups), reserved_threads, [name]))
         self.threads = threads
         self.queues = list(queues or [])
         self.shutdown_timeout = shutdown_timeout
         self.stopping = False
 
-    def command(self) -> list[str]:
+    def command(self, group: Group | None = None) -> list[str]:
+        threads, queues = (group.threads, group.queues) if group is not None else (self.threads, self.queues)
         args = [
             sys.executable,
             str(BASE_DIR / "manage.py"),
@@ -71,18 +94,22 @@ class Supervisor:
             "--processes",
             "1",
             "--threads",
-            str(self.threads),
+            str(threads),
             "--worker-shutdown-timeout",
             str(int(self.shutdown_timeout * 1000)),
         ]
-        return args + (["--queues", *self.queues] if self.queues else [])
+        return args + (["--queues", *queues] if queues else [])
 
     def run(self) -> int:
         """Supervise until SIGTERM or SIGINT, then stop every group; returns the exit status."""
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGHUP, self._stop)
-        logger.info("Supervising %d worker process(es) of %d thread(s).", len(self.groups), self.threads)
+        logger.info(
+            "Supervising %d worker process(es): %s.",
+            len(self.groups),
+            ", ".join(f"{g.threads} thread(s) for {' '.join(g.queues) or 'every queue'}" for g in self.groups),
+        )
         while not self.stopping:
             for group in self.groups:
                 self._tend(group)
@@ -110,7 +137,7 @@ class Supervisor:
             group.next_start = now + backoff
             group.restarts += 1
         if now >= group.next_start and not self.stopping:
-            group.process = subprocess.Popen(self.command(), cwd=BASE_DIR, start_new_session=True)
+            group.process = subprocess.Popen(self.command(group), cwd=BASE_DIR, start_new_session=True)
             group.started_at = now
 
     def _stop(self, signum, frame) -> None:

@@ -43,3 +43,16 @@ def holds_a_slot(key: str, group: str, seconds: float, job: int = 0) -> None:
     _record(key, group=group, job=job, started=time.time())
     if first:
         time.sleep(seconds)
+
+
+@dramatiq.actor(queue_name="low", max_retries=0)
+def slow_low(key: str, seconds: float) -> None:
+    started = time.time()
+    _record(f"{key}:started", started=started)
+    time.sleep(seconds)
+    _record(key, started=started, ended=time.time())
+
+
+@dramatiq.actor(queue_name="urgent", max_retries=0)
+def urgent(key: str) -> None:
+    _record(key, started=time.time())

@@ -112,3 +112,25 @@ def test_a_key_with_few_jobs_is_not_held_behind_a_key_with_many(start_worker, re
     assert sum(run["group"] == "A" and run["started"] < last_b for run in runs) < 100
     # And A never ran more than its two at once while it was being overtaken
     assert largest_overlap([run for run in runs if run["group"] == "A"]) <= 2
+
+
+def test_urgent_work_starts_at_once_on_its_reserved_threads_while_every_other_thread_is_busy(
+    start_worker, redis_broker, redis_url
+):
+    # Given supervised workers of two threads with one thread reserved for the urgent queue
+    worker = start_worker(redis_url=redis_url, supervised=True, threads=2, env={"JOB_RESERVED_THREADS": "urgent=1"})
+    worker.wait_for_log(r"Worker process is ready for action", count=2)
+    # And more slow low-queue jobs than the unreserved threads, two of them running
+    for _ in range(6):
+        redis_broker.enqueue(flow_tasks.slow_low.message("low", 4))
+    wait_until(lambda: len(recorded(redis_url, "low:started")) == 2, timeout=30, what="two low jobs running")
+
+    # When an urgent job is sent
+    redis_broker.enqueue(flow_tasks.urgent.message("urgent"))
+
+    # Then it starts before either of the running low jobs ends: on the reserved thread
+    wait_until(lambda: recorded(redis_url, "urgent"), timeout=30, what="the urgent job")
+    wait_until(lambda: recorded(redis_url, "low"), timeout=30, what="a low job's end")
+    first_end = min(run["ended"] for run in recorded(redis_url, "low"))
+    assert recorded(redis_url, "urgent")[0]["started"] < first_end
+    assert worker.log_lines(r"1 thread\(s\) for urgent")
