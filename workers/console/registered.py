@@ -4,6 +4,7 @@
 from workers.console import overview  # noqa: F401
 from workers.console import queues  # noqa: F401
 from workers.console import running  # noqa: F401
+from workers.console import limits  # noqa: F401
 from workers.console import scheduled  # noqa: F401
 from workers.console import workers_page  # noqa: F401
 from workers.console import history  # noqa: F401
