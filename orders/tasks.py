@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import dramatiq
 from django.conf import settings
+from django_tasks import task
 from dramatiq.middleware import CurrentMessage
 from dramatiq_crontab import cron
 
@@ -21,6 +22,7 @@ from orders.services.price_batches import price_batch_start, price_item_apply
 from workers import queues
 from workers.cancellation import JobCancelled, cancel_requested
 from workers.models import Batch
+from workers.tasks_backend import job_options
 
 
 @dramatiq.actor(queue_name=queues.DEFAULT, max_retries=10)
@@ -39,8 +41,17 @@ def update_inventory(product_id: int, quantity_change: int, reason: str) -> None
     )
 
 
-@dramatiq.actor(queue_name=queues.DEFAULT, max_retries=10)
-def adjust_stock(adjustment_id: int) -> None:
+@task(queue_name=queues.DEFAULT)
+@job_options(max_retries=10)
+def adjust_stock(adjustment_id: int) -> str:
+    """A stock change staff asked for, as a task (Django's tasks API): its result says how it ended."""
+    adjustment = stock_adjustment_apply(adjustment_id=adjustment_id)
+    return f"{adjustment.status}: {adjustment.outcome}" if adjustment.outcome else adjustment.status
+
+
+@dramatiq.actor(actor_name="adjust_stock", queue_name=queues.DEFAULT, max_retries=10)
+def adjust_stock_queued_as_actor(adjustment_id: int) -> None:
+    """Jobs queued under the actor name ``adjust_stock`` before it became a task still run."""
     stock_adjustment_apply(adjustment_id=adjustment_id)
 
 

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from orders.errors import InvalidRequest, OutOfStock
 from orders.models import InventoryAudit, Order, OrderItem, Product, StockAdjustment
-from workers.enqueue import actor_named, enqueue_on_commit
+from workers.enqueue import task_named
 
-ADJUST_STOCK = actor_named("adjust_stock")
+ADJUST_STOCK = task_named("orders.tasks.adjust_stock")
 
 
 def inventory_adjust(
@@ -57,7 +57,7 @@ def stock_adjustment_request(
             for product_id in sorted(product_ids)
         ]
         for adjustment in adjustments:
-            enqueue_on_commit(ADJUST_STOCK, adjustment.pk)
+            ADJUST_STOCK.enqueue(adjustment.pk)
     return adjustments
 
 

@@ -65,7 +65,8 @@ def test_a_redelivered_adjustment_job_changes_stock_once(
     product = make_product(stock=5)
     ask(client, product, 4, django_capture_on_commit_callbacks)
     adjustment = StockAdjustment.objects.get()
-    adjust_stock.send(adjustment.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        adjust_stock.enqueue(adjustment.pk)
     perform_jobs()
 
     product.refresh_from_db()
