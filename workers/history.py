@@ -31,6 +31,10 @@ DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000
 ERROR_CHARS = 2000
 #: Minute totals older than this many seconds are forgotten once written: no run lands in them any more.
 MINUTE_KEPT_S = 180
+#: A minute older than this is not written any more (its totals are dropped, with a warning): housekeeping
+#: merges closed minutes across processes (``workers.metrics_compaction``), and a process rewriting its own
+#: row of a merged minute would count its runs twice. Only a database away for this long loses any.
+MINUTE_WRITE_HORIZON = timedelta(minutes=50)
 
 #: How long per-minute metrics are kept.
 METRICS_KEPT = timedelta(hours=72)
@@ -164,6 +168,12 @@ class HistoryBuffer:
             dirty, self.dirty = self.dirty, set()
             minutes = {key: [*self.minutes[key][:4], list(self.minutes[key][4])] for key in dirty}
             dropped, self.dropped_reported = self.dropped - self.dropped_reported, self.dropped
+        closed = timezone.now().timestamp() - MINUTE_WRITE_HORIZON.total_seconds()
+        late = [key for key in minutes if key[0] < closed]
+        if late:
+            logger.warning("job history: %d minute total(s) too old to write (metrics merged them already)", len(late))
+            for key in late:
+                del minutes[key]
         if dropped:
             logger.warning("job history buffer full: dropped the %d oldest run(s), %d in all", dropped, self.dropped)
         if not runs and not minutes:

@@ -110,6 +110,7 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     # The outbox imports the bulk sender, which imports the middleware that runs this.
     from workers.batches import batches_reconcile
     from workers.history import history_prune
+    from workers.metrics_compaction import metrics_compact
     from workers.middleware.unique import unique_locks_refresh
     from workers.outbox import outbox_relay
 
@@ -124,6 +125,8 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
         duties["batches_finished"] = batches_reconcile
     if _due(broker, "history_prune", every=timedelta(minutes=1)):
         duties["history_pruned"] = history_prune
+    if _due(broker, "metrics_compact", every=timedelta(minutes=5)):
+        duties["metric_rows_merged"] = metrics_compact
     done = {}
     for name, duty in duties.items():
         try:
