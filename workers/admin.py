@@ -12,7 +12,13 @@ from django.utils.html import format_html
 from django_dramatiq.models import Task
 
 from workers import dead_letters
-from workers.dead_letter_admin import DeadLetterStatusFilter, bulk_action_view, bulk_links
+from workers.dead_letter_admin import (
+    CappedCountPaginator,
+    DeadLetterStatusFilter,
+    DistinctValuesFilter,
+    bulk_action_view,
+    bulk_links,
+)
 from workers.dead_letter_bulk import dead_letters_search
 from workers.models import Batch, DeadLetter, OperatorAction
 from workers.redaction import redact
@@ -36,14 +42,21 @@ class DeadLetterAdmin(admin.ModelAdmin):
         "resolved_at",
     ]
     # The status filter's parameter and the others' are those workers.dead_letter_bulk understands.
-    list_filter = [DeadLetterStatusFilter, "reason", "actor_name", "queue_name"]
+    list_filter = [
+        DeadLetterStatusFilter,
+        "reason",
+        ("actor_name", DistinctValuesFilter),
+        ("queue_name", DistinctValuesFilter),
+    ]
     search_fields = ["message_id", "actor_name", "error"]
+    search_help_text = "Words of the message id, actor or error, in the last 7 days; a whole message id at any age."
     readonly_fields = [field.name for field in DeadLetter._meta.fields]
     actions = ["replay"]
     # 100,000 dead letters: no second COUNT(*) of the whole table beside the filtered one, and
     # pages of 50 (rendering the rows, not the queries, is what a page of 100 spends its time on).
     show_full_result_count = False
     list_per_page = 50
+    paginator = CappedCountPaginator
 
     def has_add_permission(self, request) -> bool:
         return False

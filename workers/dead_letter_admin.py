@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.core.paginator import Paginator
+from django.db import connections, router, transaction
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -53,6 +54,48 @@ class DeadLetterStatusFilter(admin.SimpleListFilter):
             else:
                 query = changelist.get_query_string({self.parameter_name: value})
             yield {"selected": current == value, "query_string": query, "display": title}
+
+
+class DistinctValuesFilter(admin.AllValuesFieldListFilter):
+    """The values of an indexed column, read by hopping through its index (one probe per value)
+    instead of SELECT DISTINCT over every row: a few dozen actors among 100,000 dead letters
+    cost a few dozen index probes, not a scan of the table."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.lookup_choices = distinct_values(model, field.column)
+
+
+def distinct_values(model, column: str) -> list[str]:
+    """The distinct non-null values of ``column`` in order, by a recursive walk up its index (a loose index scan)."""
+    connection = connections[router.db_for_read(model)]
+    table, column = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name(column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH RECURSIVE walk (value) AS (SELECT min({column}) FROM {table}"
+            f" UNION ALL SELECT (SELECT min({column}) FROM {table} WHERE {column} > walk.value)"
+            " FROM walk WHERE walk.value IS NOT NULL) SELECT value FROM walk WHERE value IS NOT NULL"
+        )
+        return [value for (value,) in cursor.fetchall()]
+
+
+class CappedCountPaginator(Paginator):
+    """Counts the matches only up to ``COUNT_CAP`` rows: past it the list says "10,000 or more" by its
+    page links, and a search matching most of 100,000 dead letters does not count them all on each load."""
+
+    COUNT_CAP = 10_000
+
+    @property
+    def count(self) -> int:
+        if not hasattr(self, "_capped_count"):
+            # Unordered: any COUNT_CAP matches will do, so a common word stops counting early.
+            self._capped_count = self.object_list.order_by()[: self.COUNT_CAP].count()
+        return self._capped_count
+
+    @property
+    def capped(self) -> bool:
+        """Whether the count stopped at the cap: there may be more."""
+        return self.count >= self.COUNT_CAP
 
 
 def bulk_links(request) -> list[dict]:

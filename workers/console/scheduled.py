@@ -1,4 +1,5 @@
-"""The scheduled and retrying page: every delayed job with its next run and last error; run now, or cancel."""
+"""The scheduled and retrying page: the delayed jobs, a page at a time, with their next run and last error; run now,
+or cancel."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from workers.console.audit import AlreadyDone, new_token, record_action
 from workers.console.pages import console_page, render
 from workers.middleware.unique import DuplicateJob
 from workers.models import Batch
-from workers.monitoring import delayed_messages
+from workers.monitoring import delayed_page
 from workers.redaction import redact
 
-#: The most delayed jobs listed at once (the soonest due).
-LIST_LIMIT = 500
+#: The most delayed jobs listed at once; a page's bodies are all the page reads from Redis.
+LIST_LIMIT = 200
 #: The permission every action of this page needs.
 ACTION_PERMISSION = "workers.cancel_job"
 #: What a message id looks like (Dramatiq's are UUIDs): anything else is refused before it reaches Redis.
@@ -35,9 +36,15 @@ def scheduled(request):
         return _act(request, broker)
     queue = request.GET.get("queue", "")
     queue = queue if queue in queues.names() else ""
-    jobs = delayed_messages(broker, queue_name=queue or None, limit=LIST_LIMIT)
+    number = int(request.GET["page"]) if request.GET.get("page", "").isdigit() else 1
+    page = delayed_page(broker, queue_name=queue or None, offset=(max(1, number) - 1) * LIST_LIMIT, limit=LIST_LIMIT)
     context = {
-        "jobs": [(job, redact(job.error)) for job in jobs],
+        "jobs": [(job, redact(job.error)) for job in page.jobs],
+        "page": page,
+        "first": page.offset + 1,
+        "last": page.offset + len(page.jobs),
+        "previous_page": number - 1 if number > 1 else None,
+        "next_page": number + 1 if page.offset + LIST_LIMIT < page.total else None,
         "queue": queue,
         "queue_names": queues.names(),
         "limit": LIST_LIMIT,

@@ -25,13 +25,25 @@ class AckSet:
 
 def ack_sets(broker: RedisBroker, queue_name: str) -> list[AckSet]:
     """Every worker's ack set of ``queue_name`` (a queue, or its ``.DQ``)."""
+    return _scan(broker, acks_pattern(broker, queue_name=queue_name), queue_name)
+
+
+def ack_sets_by_queue(broker: RedisBroker) -> dict[str, list[AckSet]]:
+    """Every worker's ack sets, by queue (and ``.DQ``) name: one SCAN for all of them."""
+    found: dict[str, list[AckSet]] = {}
+    for acks in _scan(broker, acks_pattern(broker)):
+        found.setdefault(acks.queue_name, []).append(acks)
+    return found
+
+
+def _scan(broker: RedisBroker, pattern: str, queue_name: str | None = None) -> list[AckSet]:
     prefix = acks_key(broker, "", "")[:-1]  # "<ns>:__acks__."
     found = []
-    for raw in broker.client.scan_iter(match=acks_pattern(broker, queue_name=queue_name), count=1000):
+    for raw in broker.client.scan_iter(match=pattern, count=1000):
         key = raw.decode() if isinstance(raw, bytes) else raw
         # Dramatiq's worker ids are UUIDs (no dots); the queue's name is the rest.
         worker_id, _, name = key[len(prefix) :].partition(".")
-        if name == queue_name:
+        if queue_name is None or name == queue_name:
             found.append(AckSet(key, worker_id, name))
     return found
 
