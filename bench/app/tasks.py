@@ -10,6 +10,7 @@ import dramatiq
 from django_tasks import task
 from dramatiq.middleware import CurrentMessage
 
+from bench.app import flow_tasks  # noqa: F401 - the flow_control scenario's actors, found with these
 from bench.workloads.counter import CRASHES, RAN, client, count_job
 from workers import queues
 from workers.enqueue import enqueue_on_commit
