@@ -13,6 +13,7 @@ from dramatiq import Message
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from orders.models import Order
@@ -219,3 +220,26 @@ def test_with_tracing_off_nothing_is_traced_and_no_message_carries_a_trace(
 )
 def test_the_otel_variables_turn_tracing_on(environ, on):
     assert tracing.wanted(environ) is on
+
+
+def test_a_trace_the_sampler_left_out_stays_out_in_its_jobs(
+    client, jobs, perform_jobs, django_capture_on_commit_callbacks
+):
+    # Given tracing on with a sampler that records no trace
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(provider)
+    try:
+        # When staff process an order and the workers run what follows
+        with django_capture_on_commit_callbacks(execute=True):
+            process_selected_orders(client, [make_order()])
+        (pending,) = [Message.decode(data) for queue in jobs.broker.queues.values() for data in list(queue.queue)]
+        assert perform_jobs() == 3
+    finally:
+        tracing.disable()
+
+    # Then the job carried the request's context, marked as not sampled, and nothing was recorded
+    flags = pending.options[tracing.TRACE_OPTION]["traceparent"].rsplit("-", 1)[1]
+    assert int(flags, 16) & 1 == 0  # the W3C "sampled" flag
+    assert exporter.get_finished_spans() == ()

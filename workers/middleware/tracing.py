@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import traceback
 
 from dramatiq.common import q_name
-from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
 from workers import tracing
@@ -36,8 +36,9 @@ class Tracing(Middleware):
     """
 
     def __init__(self) -> None:
-        self.logger = get_logger(__name__, type(self))
-        self.spans: dict[str, tuple[object, object]] = {}
+        # A worker thread runs one job at a time: its span and context token are the thread's own,
+        # so two deliveries of one message in one process cannot mix them up.
+        self.current = threading.local()
 
     def before_enqueue(self, broker, message, delay) -> None:
         """Write the current trace context into the message, unless it carries one already."""
@@ -60,10 +61,7 @@ class Tracing(Middleware):
         from opentelemetry import context, propagate, trace
 
         carrier = message.options.get(tracing.TRACE_OPTION)
-        # The calls the job makes are traced again, under its span (the thread traces nothing else).
-        parent = context.set_value(
-            context._SUPPRESS_INSTRUMENTATION_KEY, False, propagate.extract(carrier) if carrier else None
-        )
+        parent = propagate.extract(carrier) if carrier else context.get_current()
         span = tracer.start_span(
             f"{message.actor_name} process",
             context=parent,
@@ -78,27 +76,32 @@ class Tracing(Middleware):
                 "job.attempt": message.options.get("retries", 0) + 1,
             },
         )
-        self.spans[message.message_id] = (span, context.attach(trace.set_span_in_context(span, parent)))
+        if span.is_recording():
+            # The calls the job makes are traced again, under its span (the thread traces nothing else);
+            # a job the sampler left out traces none, and what it queues carries its unsampled context.
+            parent = context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, False, parent)
+        self.current.job = (span, context.attach(trace.set_span_in_context(span, parent)))
 
     def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
         """End the span with the job's outcome, and its exception if it raised one."""
-        if message.message_id in self.spans:
-            self._end(message, job_outcome(message, exception), exception)
+        if getattr(self.current, "job", None) is not None:
+            self._end(job_outcome(message, exception), exception)
 
     def after_skip_message(self, broker, message) -> None:
         """End the span of a message that a middleware below this one skipped."""
-        if message.message_id in self.spans:
-            self._end(message, skip_outcome(broker, message), None)
+        if getattr(self.current, "job", None) is not None:
+            self._end(skip_outcome(broker, message), None)
 
     def after_worker_shutdown(self, broker, worker) -> None:
         """Export the spans still buffered before the process leaves."""
         tracing.flush()
 
-    def _end(self, message, outcome: str, exception: BaseException | None) -> None:
+    def _end(self, outcome: str, exception: BaseException | None) -> None:
         from opentelemetry import context
         from opentelemetry.trace import Status, StatusCode
 
-        span, token = self.spans.pop(message.message_id)
+        span, token = self.current.job
+        self.current.job = None
         span.set_attribute("job.outcome", outcome)
         if exception is not None:
             # Error texts may name a customer: redacted, as in the log lines.
