@@ -61,6 +61,11 @@ return moved
 
 #: Wake-ups a queue's doorbell keeps for consumers not yet waiting on it.
 DOORBELL_LENGTH = 16
+#: The longest an idle consumer waits on its doorbell, in milliseconds (at most a quarter of the
+#: heartbeat timeout, since each fetch is also the worker's heartbeat).
+IDLE_WAIT_MS = 5000
+#: The longest wait once the worker is stopping, in milliseconds: its consumers must notice soon.
+STOPPING_WAIT_MS = 100
 
 #: Seconds a Redis command may wait for its reply, or for a connection (unless the URL says otherwise).
 CONNECTION_TIMEOUTS = {"socket_timeout": 30, "socket_connect_timeout": 10, "socket_keepalive": True}
@@ -87,6 +92,7 @@ class GuardedRedisBroker(RedisBroker):
         self.requeue_held_script = self.client.register_script(REQUEUE_HELD)
         self.enqueue_lane_script = self.client.register_script(lanes.ENQUEUE)
         self.fetch_script = self.client.register_script(lanes.FETCH)
+        self.stopping = False
         #: Per queue: the Redis ids handed to the worker and not yet acknowledged, shared by
         #: every consumer the worker makes of that queue in turn.
         self.outstanding: dict[str, set[str]] = {}
@@ -175,9 +181,33 @@ class GuardedRedisBroker(RedisBroker):
         except redis.RedisError:
             pass
 
+    @property
+    def idle_wait_ms(self) -> int:
+        """The longest an idle consumer of this broker waits before it fetches again, in milliseconds."""
+        return STOPPING_WAIT_MS if self.stopping else min(IDLE_WAIT_MS, self.heartbeat_timeout // 4)
+
     def wait_for_ring(self, queue_name: str, timeout_ms: int) -> None:
         """Wait until ``queue_name`` is rung or ``timeout_ms`` milliseconds have passed."""
+        timeout_ms = min(timeout_ms, self.idle_wait_ms)
         self.client.blpop([self.doorbell_key(queue_name)], timeout=max(0.01, timeout_ms / 1000))
+
+    def emit_before(self, signal: str, *args, **kwargs) -> None:
+        # A stopping worker joins its consumer threads: those waiting on a doorbell are woken (a
+        # doorbell rung in full wakes every consumer waiting on it, here or elsewhere, for one
+        # needless fetch), and from now on wait only briefly.
+        if signal == "worker_shutdown":
+            self.stopping = True
+            pipe = self.client.pipeline(transaction=False)
+            for queue_name in self.queues:
+                for name in (queue_name, dq_name(queue_name)):
+                    pipe.lpush(self.doorbell_key(name), *[1] * DOORBELL_LENGTH)
+                    pipe.ltrim(self.doorbell_key(name), 0, DOORBELL_LENGTH - 1)
+                    pipe.pexpire(self.doorbell_key(name), 60_000)
+            try:
+                pipe.execute()
+            except redis.RedisError:
+                pass
+        super().emit_before(signal, *args, **kwargs)
 
     def requeue_orphans(self, queue_name: str, keep: set[str]) -> int:
         """Put back at the head of the queue every id of this worker's ack set of ``queue_name`` not in ``keep``."""

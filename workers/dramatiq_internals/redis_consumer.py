@@ -132,7 +132,9 @@ class GuardedRedisConsumer(_RedisConsumer):
                     else:  # a delay queue has no lanes
                         self.message_cache = messages = self.broker.do_fetch(self.queue_name, wanted)
                 if not messages:
-                    self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+                    self.misses, backoff_ms = compute_backoff(
+                        self.misses, max_backoff=max(self.timeout, self.broker.idle_wait_ms)
+                    )
                     # A delay queue's consumer thread moves a delayed message when it falls due only
                     # between two fetches: it sleeps no longer than that, so a deferred job is not late.
                     eta = next_delayed_eta(threading.current_thread())
