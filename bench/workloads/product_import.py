@@ -2,9 +2,11 @@
 
 ``python -m bench.workloads.product_import generate PATH ROWS`` writes the file (no Django).
 With Django's settings in the environment (PostgreSQL), ``project PATH``, ``copy PATH``,
-``copy-upsert PATH`` and ``naive PATH N`` empty the products table and load the file (or its
-first N rows) one way; ``project`` and ``copy-upsert`` then load it a second time, when every
-product exists, and ``project`` a third time as a dry run (reading and checking only). Prints
+``copy-upsert PATH``, ``unaudited PATH`` and ``naive PATH N`` empty the products table and load the
+file (or its first N rows) one way; ``project``, ``unaudited`` and ``copy-upsert`` then load it a
+second time, when every product exists, and ``project`` a third time as a dry run (reading and
+checking only). ``unaudited`` is the project's import with its upsert statement stripped of the
+audit rows, as imports were before every stock change had its audit. Prints
 JSON: for each pass, the rows loaded and the seconds it took; the project's import adds its
 counts and the process's peak resident memory.
 """
@@ -19,6 +21,8 @@ import os
 import random
 import resource
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -45,7 +49,7 @@ def generate(path: Path, rows: int, *, seed: int = 2026) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("method", choices=["generate", "project", "copy", "copy-upsert", "naive"])
+    parser.add_argument("method", choices=["generate", "project", "unaudited", "copy", "copy-upsert", "naive"])
     parser.add_argument("path", type=Path)
     parser.add_argument("rows", type=int, nargs="?", default=0, help="generate: rows to write; naive: rows to load")
     args = parser.parse_args(argv)
@@ -63,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
         cursor.execute("TRUNCATE orders_product RESTART IDENTITY CASCADE")
     if args.method == "project":
         passes = {"new": project(args.path), "existing": project(args.path), "dry": project(args.path, dry_run=True)}
+    elif args.method == "unaudited":
+        with _without_audits():
+            passes = {"new": project(args.path), "existing": project(args.path)}
     elif args.method == "copy-upsert":
         passes = {"new": copy_upsert(args.path), "existing": copy_upsert(args.path)}
     elif args.method == "copy":
@@ -96,6 +103,41 @@ def project(path: Path, *, dry_run: bool = False) -> dict:
         "peak_rss_mb_before": rss_before,
         "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+@contextmanager
+def _without_audits() -> Iterator[None]:
+    """The import's upsert without its audit rows: COPY into the staging table, one INSERT ... ON CONFLICT."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from orders.services import products
+
+    def upsert(copy_data: bytes, *, note: str) -> int:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS product_upsert"
+                " (sku text, name text, price numeric(12, 2), stock integer) ON COMMIT DELETE ROWS"
+            )
+            with cursor.copy("COPY product_upsert (sku, name, price, stock) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(copy_data)
+            cursor.execute(
+                "WITH upserted AS (INSERT INTO orders_product (sku, name, price, stock, updated_at)"
+                " SELECT sku, name, price, stock, %s FROM product_upsert"
+                " ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price,"
+                " stock = EXCLUDED.stock, updated_at = EXCLUDED.updated_at RETURNING (xmax = 0) AS created)"
+                " SELECT count(*) FILTER (WHERE created) FROM upserted",
+                [timezone.now()],
+            )
+            (created,) = cursor.fetchone()
+            cursor.execute("TRUNCATE product_upsert")
+        return created
+
+    audited, products._upsert_postgresql = products._upsert_postgresql, upsert
+    try:
+        yield
+    finally:
+        products._upsert_postgresql = audited
 
 
 def copy(path: Path) -> dict:

@@ -124,6 +124,9 @@ def _upsert_postgresql(copy_data: bytes, *, note: str) -> int:
     at REPEATABLE READ on PostgreSQL, where such a change fails the transaction instead.
     """
     with transaction.atomic(), connection.cursor() as cursor:
+        # The planner's estimate of the lateral lookup crosses jit_above_cost, and compiling the
+        # statement costs more than it saves on a chunk: about 9 ms of every 20,000 rows.
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS product_upsert"
             " (sku text, name text, price numeric(12, 2), stock integer) ON COMMIT DELETE ROWS"
