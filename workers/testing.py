@@ -48,15 +48,22 @@ class EnqueuedJob:
     delayed: bool
 
 
+def job_name(job) -> str:
+    """The actor name jobs of ``job`` carry: an actor's, a task's (Django's tasks API: its dotted path), or a name."""
+    if isinstance(job, dramatiq.Actor):
+        return job.actor_name
+    return getattr(job, "module_path", job)
+
+
 class Jobs:
     """The jobs waiting on a StubBroker, and a way to run them now."""
 
     def __init__(self, broker: dramatiq.Broker | None = None) -> None:
         self.broker = broker or dramatiq.get_broker()
 
-    def enqueued(self, actor: dramatiq.Actor | str | None = None, *, queue: str | None = None) -> list[EnqueuedJob]:
+    def enqueued(self, actor=None, *, queue: str | None = None) -> list[EnqueuedJob]:
         """Jobs waiting (delayed ones included), optionally only one actor's or one queue's."""
-        name = actor.actor_name if isinstance(actor, dramatiq.Actor) else actor
+        name = job_name(actor) if actor is not None else None
         jobs = []
         for queue_name, pending in self.broker.queues.items():
             for data in list(pending.queue):
@@ -74,7 +81,7 @@ class Jobs:
         return jobs
 
     def assert_enqueued(
-        self, actor: dramatiq.Actor, *args: Any, queue: str | None = None, count: int | None = None, **kwargs: Any
+        self, actor, *args: Any, queue: str | None = None, count: int | None = None, **kwargs: Any
     ) -> list[EnqueuedJob]:
         """Assert that ``actor`` was enqueued with these arguments (and on this queue, this often)."""
         matching = [
@@ -84,10 +91,10 @@ class Jobs:
         ]
         seen = [(job.actor_name, job.queue_name, job.args, job.kwargs) for job in self.enqueued()]
         if count is None:
-            assert matching, f"{actor.actor_name}{args or ''}{kwargs or ''} was not enqueued; enqueued: {seen}"
+            assert matching, f"{job_name(actor)}{args or ''}{kwargs or ''} was not enqueued; enqueued: {seen}"
         else:
             assert len(matching) == count, (
-                f"{actor.actor_name} enqueued {len(matching)} times, expected {count}; enqueued: {seen}"
+                f"{job_name(actor)} enqueued {len(matching)} times, expected {count}; enqueued: {seen}"
             )
         return matching
 
