@@ -30,6 +30,14 @@ def flow_pair(group: str, seconds: float) -> None:
     _note("flow:pairs", group=group, started=started, ended=time.time())
 
 
+@dramatiq.actor(queue_name=queues.DEFAULT, max_retries=0)
+def flow_free(group: str, seconds: float) -> None:
+    """``flow_pair`` without its limit: what the same jobs take on the same workers unlimited."""
+    started = time.time()
+    time.sleep(seconds)
+    _note("flow:pairs", group=group, started=started, ended=time.time())
+
+
 @dramatiq.actor(queue_name=queues.DEFAULT, max_retries=0, rate=("bench-rate", "60/m"))
 def flow_rated() -> None:
     _note("flow:rated", started=time.time())

@@ -40,12 +40,15 @@ def largest_overlap(runs: list[dict]) -> int:
     return most
 
 
-def pairs(jobs: int = 1000, keys: int = 10, processes: int = 2, threads: int = 8, seconds: float = 0.05) -> dict:
+def pairs(
+    jobs: int = 1000, keys: int = 10, processes: int = 2, threads: int = 8, seconds: float = 0.05, actor=None
+) -> dict:
     """Jobs over keys limited to two at once each: the largest overlap per key, and the time against the ideal."""
+    actor = actor or flow_tasks.flow_pair
     worker = WorkerProcess(env={}, processes=processes, threads=threads).start()
     try:
         for number in range(jobs):
-            flow_tasks.flow_pair.send(f"key-{number % keys}", seconds)
+            actor.send(f"key-{number % keys}", seconds)
         wait_until(lambda: client().llen("flow:pairs") >= jobs, timeout=600, what="every job", interval=0.1)
     finally:
         worker.stop()
@@ -161,7 +164,20 @@ def idle(sends: int = 50, quiet: float = 10.0) -> dict:
     }
 
 
-CHECKS = {"pairs": pairs, "rated": rated, "fair": fair, "killed": killed, "urgent": urgent, "idle": idle}
+def unlimited() -> dict:
+    """The same jobs as ``pairs``, on the same workers, without the limit: the platform's own cost."""
+    return pairs(actor=flow_tasks.flow_free)
+
+
+CHECKS = {
+    "unlimited": unlimited,
+    "pairs": pairs,
+    "rated": rated,
+    "fair": fair,
+    "killed": killed,
+    "urgent": urgent,
+    "idle": idle,
+}
 
 if __name__ == "__main__":
     client().flushdb()
