@@ -123,7 +123,11 @@ class FlowControl(Middleware):
         limits = self.limits.get(message.actor_name)
         if not limits or self.store(broker) is None:
             return
-        keys = self._keys(limits, message)
+        try:
+            keys = self._keys(limits, message)
+        except Exception:  # a key the sender cannot compute is computed by the worker; the job goes on no lane
+            self.logger.warning("Could not compute the flow keys of %s %s.", message.actor_name, message.message_id)
+            return
         lane = next((key for limit, key in zip(limits, keys, strict=True) if not isinstance(limit.key, str)), None)
         if lane is not None:
             message.options[LANE_OPTION] = f"{message.actor_name}:{lane}"
