@@ -30,10 +30,11 @@ as protobuf over HTTP by the SDK's BatchSpanProcessor (default settings: every 5
 spans); the worker's own Redis polling and per-job bookkeeping are not traced. Runs take turns;
 figures are medians of {repeat} runs. Database: {database}.
 
-Read the verdict from the worker CPU per job: on this shared 2-core machine the processing time
-moves with how the worker's threads and its consumer contend for the interpreter lock more than
-with the work done (tracing off has come out slower than tracing on while spending less CPU per
-job), so the jobs/s ratios do not measure what tracing costs."""
+Read these as rough: on this shared 2-core machine, with other work running, a system's figures
+move from run to run by about as much as the effects measured (see each run), and in earlier
+runs of this scenario tracing off even came out slower than on while spending less CPU per job.
+What tracing costs a worker is its spans, about 100 us of CPU each with the Python SDK (made,
+batched, encoded and sent): a no-op job traced whole, with its one Redis call, pays for two."""
 
 SYSTEMS = (
     ProjectStack("off", "tracing off", "bench.app.tasks", django=True),
