@@ -40,6 +40,29 @@ def test_the_dashboard_shows_waiting_jobs_and_recent_failures(client, jobs):
     assert (default.ready, default.scheduled) == (3, 1)
     assert '<td>default</td><td>3</td><td class="ready">3</td><td>1</td>' in page
     assert "<td>process_payment</td><td>exhausted</td><td>1</td>" in page
+    assert "/admin/workers/deadletter/?actor_name=process_payment&amp;reason__exact=exhausted" in page
+
+
+def test_the_dashboard_lists_only_the_failures_left_to_act_on(client, jobs):
+    user = User.objects.create_user("ops", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_deadletter"))
+    client.force_login(user)
+    for number, state in enumerate(["open", "replayed", "resolved"]):
+        DeadLetter.objects.create(
+            message_id=f"m{number}",
+            actor_name=f"{state}_actor",
+            queue_name="default",
+            message={},
+            reason="exhausted",
+            error="x",
+            replayed_at=timezone.now() if state == "replayed" else None,
+            resolved_at=timezone.now() if state == "resolved" else None,
+        )
+
+    page = client.get("/admin/jobs/dashboard/").content.decode()
+
+    assert "<td>open_actor</td>" in page
+    assert "replayed_actor" not in page and "resolved_actor" not in page
 
 
 @pytest.mark.delivery

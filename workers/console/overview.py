@@ -21,7 +21,8 @@ def overview(request):
         "workers": live_workers(),
         "outbox": outbox_backlog(),
         "batches": Batch.objects.filter(status=Batch.Status.RUNNING)[:20],
-        "failures": DeadLetter.objects.filter(failed_at__gte=since)
+        # What staff have to act on: failed for good lately, neither replayed nor resolved.
+        "failures": DeadLetter.objects.filter(failed_at__gte=since, replayed_at=None, resolved_at=None)
         .values("actor_name", "reason")
         .annotate(count=Count("pk"))
         .order_by("-count")[:20],
