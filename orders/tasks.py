@@ -14,7 +14,8 @@ from orders.errors import OutOfStock
 from orders.gateway import CHARGES_PER_SECOND
 from orders.models import Dataset, Import
 from orders.services.datasets import dataset_process_chunk
-from orders.services.imports import import_fail, import_files_prune, import_run
+from orders.services.import_files import import_files_prune
+from orders.services.imports import import_fail, import_run
 from orders.services.inventory import inventory_adjust, stock_adjustment_apply
 from orders.services.orders import order_process
 from orders.services.payments import payment_charge, payment_fail, payment_reverse

@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.db import OperationalError
 
 from orders.models import Import, Product
-from orders.services import imports
+from orders.services import import_chunk_commit, imports
 from orders.services.imports import import_start
 from orders.tasks import import_data
 from tests.orders.factories import products_csv
@@ -75,7 +75,7 @@ def test_a_job_that_dies_mid_import_is_retried_and_resumes_with_exact_counts(
     rows = [f"SKU-{n},Product {n},1.00,{n}" for n in range(12_000)]
     product_import = start(products_csv(*rows), django_capture_on_commit_callbacks)
     calls = {"count": 0}
-    real_upsert = imports.products_upsert
+    real_upsert = import_chunk_commit.products_upsert
 
     def flaky_upsert(chunk, **options):
         calls["count"] += 1
@@ -84,7 +84,7 @@ def test_a_job_that_dies_mid_import_is_retried_and_resumes_with_exact_counts(
             raise OperationalError("server closed the connection unexpectedly")
         return result
 
-    monkeypatch.setattr(imports, "products_upsert", flaky_upsert)
+    monkeypatch.setattr(import_chunk_commit, "products_upsert", flaky_upsert)
 
     # When the worker runs it, and its retry
     perform_jobs()
@@ -111,7 +111,7 @@ def test_an_import_whose_retries_run_out_is_failed_with_the_last_error(
     def failing_upsert(chunk, **options):
         raise OperationalError("the database is down")
 
-    monkeypatch.setattr(imports, "products_upsert", failing_upsert)
+    monkeypatch.setattr(import_chunk_commit, "products_upsert", failing_upsert)
 
     # When the worker has tried as often as the actor allows (six attempts), and run the callback
     assert perform_jobs() == 7

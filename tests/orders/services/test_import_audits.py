@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import F, Sum
 
 from orders.models import Import, InventoryAudit, Product
-from orders.services import imports
+from orders.services import import_chunk_commit
 from orders.services.imports import import_run
 from tests.orders.factories import make_import, make_product, products_csv
 
@@ -44,7 +44,7 @@ def test_a_stock_changed_by_someone_else_mid_chunk_is_audited_from_what_it_reall
     mug = make_product(sku="MUG-1", stock=10)
     InventoryAudit.objects.create(product=mug, change=10, stock_after=10, reason="restock")
     product_import = make_import(products_csv("MUG-1,Mug,1.00,50", "CUP-1,Cup,1.00,3"))
-    real_upsert = imports.products_upsert
+    real_upsert = import_chunk_commit.products_upsert
     calls = []
 
     def upsert_with_a_restock_meanwhile(ready, **options):
@@ -53,7 +53,7 @@ def test_a_stock_changed_by_someone_else_mid_chunk_is_audited_from_what_it_reall
             restock_elsewhere("MUG-1", 5)
         return real_upsert(ready, **options)
 
-    monkeypatch.setattr(imports, "products_upsert", upsert_with_a_restock_meanwhile)
+    monkeypatch.setattr(import_chunk_commit, "products_upsert", upsert_with_a_restock_meanwhile)
 
     # When the import runs
     done = import_run(import_id=product_import.pk)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from dramatiq_crontab import scheduler
 
 from orders.models import Import
-from orders.services.imports import import_files_prune
+from orders.services.import_files import import_files_prune
 from orders.tasks import prune_import_files
 from tests.orders.factories import make_import, products_csv
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Import, ImportRowError, Product
-from orders.services import imports
+from orders.services import import_chunk_commit
 from orders.services.imports import import_fail, import_run
 from tests.orders.factories import make_import, make_product, products_csv
 
@@ -289,14 +289,14 @@ def test_a_dry_run_counts_a_repeated_sku_as_a_real_run_would_across_chunks_and_a
     rows = ["MUG-1,First,1.00,1", "CUP-1,Cup,3.00,3", "MUG-1,Second,2.00,2", "BOWL-1,Bowl,1.00,1", "MUG-1,Third,4.00,4"]
     product_import = make_import(products_csv(*rows), dry_run=True)
     crashes = [RuntimeError("worker killed")]
-    real_planned = imports.products_upsert_planned
+    real_planned = import_chunk_commit.products_upsert_planned
 
     def dying_planned(rows, *, known_new):
         if len(known_new) == 2 and crashes:
             raise crashes.pop()
         return real_planned(rows, known_new=known_new)
 
-    monkeypatch.setattr(imports, "products_upsert_planned", dying_planned)
+    monkeypatch.setattr(import_chunk_commit, "products_upsert_planned", dying_planned)
     with pytest.raises(RuntimeError, match="worker killed"):
         import_run(import_id=product_import.pk, chunk_rows=2)
 
@@ -323,7 +323,7 @@ def test_a_crash_mid_import_resumes_after_the_last_committed_chunk_and_counts_no
     product_import = make_import(products_csv(*rows))
     upserted: list[list[str]] = []
     crashes = [RuntimeError("worker killed")]
-    real_upsert = imports.products_upsert
+    real_upsert = import_chunk_commit.products_upsert
 
     def dying_upsert(chunk, **options):
         result = real_upsert(chunk, **options)
@@ -332,7 +332,7 @@ def test_a_crash_mid_import_resumes_after_the_last_committed_chunk_and_counts_no
         upserted.append([row.sku for row in chunk.latest])
         return result
 
-    monkeypatch.setattr(imports, "products_upsert", dying_upsert)
+    monkeypatch.setattr(import_chunk_commit, "products_upsert", dying_upsert)
     with pytest.raises(RuntimeError, match="worker killed"):
         import_run(import_id=product_import.pk, chunk_rows=2)
     product_import.refresh_from_db()
