@@ -170,7 +170,7 @@ def delayed_jobs(message_ids: list[str], *, broker: dramatiq.Broker | None = Non
 
     An id missing from the answer is not delayed (any more): queued, running, or ended.
     """
-    from workers.monitoring import delayed_messages
+    from workers.delayed_jobs import delayed_messages
 
     broker = broker or dramatiq.get_broker()
     wanted = set(message_ids)

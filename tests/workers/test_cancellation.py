@@ -15,8 +15,8 @@ from orders.services.imports import import_resume
 from tests.support import tasks
 from tests.support.users import login_staff
 from workers.cancellation import request_cancel
+from workers.delayed_jobs import delayed_messages
 from workers.models import DeadLetter, OperatorAction
-from workers.monitoring import delayed_messages
 from workers.testing import wait_until
 
 pytestmark = pytest.mark.delivery

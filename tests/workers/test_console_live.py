@@ -12,10 +12,11 @@ from django.contrib.auth.models import Permission, User
 
 from tests.support import tasks
 from workers.console.audit import new_token
+from workers.delayed_jobs import delayed_messages
 from workers.middleware.presence import worker_states
 from workers.models import OperatorAction, Pause
-from workers.monitoring import delayed_messages, queue_stats
 from workers.pauses import LOADED, PausedQueues, paused_key
+from workers.queue_counts import queue_stats
 from workers.testing import wait_until
 
 pytestmark = pytest.mark.django_db

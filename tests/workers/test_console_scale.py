@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from tests.support import tasks
 from tests.support.users import login_staff
-from workers import dead_letter_admin, monitoring
+from workers import dead_letter_admin, queue_counts
 from workers.console import scheduled
+from workers.delayed_jobs import delayed_page
 from workers.dramatiq_internals.keys import acks_key, dq_name, heartbeats_key, queue_key
 from workers.models import DeadLetter
-from workers.monitoring import delayed_page, queue_stats
+from workers.queue_counts import queue_stats
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +91,7 @@ def test_queue_counts_read_bodies_to_tell_retrying_only_below_their_limit(live_b
 
     # When the queues are counted with room for them all, then with room for fewer
     counted = next(stats for stats in queue_stats(live_broker) if stats.name == "default")
-    monkeypatch.setattr(monitoring, "RETRYING_READ_LIMIT", 5)
+    monkeypatch.setattr(queue_counts, "RETRYING_READ_LIMIT", 5)
     past_limit = next(stats for stats in queue_stats(live_broker) if stats.name == "default")
 
     # Then both count all 6 as scheduled; only the first reads which are retrying

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tests.support import tasks
 from workers.models import DeadLetter, OutboxMessage
-from workers.monitoring import queue_stats
+from workers.queue_counts import queue_stats
 
 pytestmark = pytest.mark.django_db
 

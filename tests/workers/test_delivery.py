@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 
 from tests.support import tasks
+from workers.middleware.presence import live_workers
 from workers.models import DeadLetter
-from workers.monitoring import live_workers
 from workers.testing import free_port, wait_until
 
 pytestmark = pytest.mark.delivery

@@ -11,7 +11,7 @@ from tests.support import flow_tasks
 from workers.dramatiq_internals.consumers import GuardedRedisBroker
 from workers.middleware.limits import FlowControl
 from workers.models import DeadLetter
-from workers.monitoring import queue_stats
+from workers.queue_counts import queue_stats
 from workers.testing import wait_until
 
 pytestmark = pytest.mark.delivery

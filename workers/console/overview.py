@@ -8,9 +8,10 @@ from django.db.models import Count
 from django.utils import timezone
 
 from workers.console.pages import console_page, render
+from workers.middleware.presence import live_workers
 from workers.models import Batch, DeadLetter
-from workers.monitoring import live_workers, queue_stats
 from workers.outbox import outbox_backlog
+from workers.queue_counts import queue_stats
 
 
 @console_page("dashboard", "Overview", permission="workers.view_deadletter")

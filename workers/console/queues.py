@@ -11,8 +11,8 @@ from workers import queues
 from workers.console.audit import AlreadyDone, new_token, record_action
 from workers.console.pages import console_page, render
 from workers.models import Pause
-from workers.monitoring import queue_stats
 from workers.pauses import pause_queue, resume_queue
+from workers.queue_counts import queue_stats
 
 ACTIONS = {"pause": "pause_queue", "resume": "resume_queue"}
 

@@ -16,9 +16,9 @@ from workers import queues
 from workers.cancellation import cancel_batch, delayed_jobs, release_unique_lock, request_cancel, run_now
 from workers.console.audit import AlreadyDone, new_token, record_action
 from workers.console.pages import console_page, render
+from workers.delayed_jobs import delayed_page
 from workers.middleware.unique import DuplicateJob
 from workers.models import Batch
-from workers.monitoring import delayed_page
 from workers.redaction import redact
 
 #: The most delayed jobs listed at once; a page's bodies are all the page reads from Redis.

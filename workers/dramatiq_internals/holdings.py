@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dramatiq.brokers.redis import RedisBroker
 
-from workers.dramatiq_internals.keys import acks_key, acks_pattern, heartbeats_key
+from workers.dramatiq_internals.keys import acks_key, acks_pattern, dq_name, heartbeats_key
 
 
 @dataclass(frozen=True)
@@ -53,3 +53,20 @@ def live_worker_ids(broker: RedisBroker) -> set[str]:
     now_ms = int(time.time() * 1000)
     alive = broker.client.zrangebyscore(heartbeats_key(broker), now_ms - broker.heartbeat_timeout, "+inf")
     return {worker_id.decode() if isinstance(worker_id, bytes) else worker_id for worker_id in alive}
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """The workers' ack sets by queue name and which workers are alive, read once for all queues."""
+
+    by_queue: dict[str, list[AckSet]]
+    live: set[str]
+
+    @classmethod
+    def of(cls, broker: RedisBroker) -> Holdings:
+        return cls(ack_sets_by_queue(broker), live_worker_ids(broker))
+
+    def live_delay_sets(self, name: str) -> list[AckSet]:
+        """The ack sets in which live workers hold delayed jobs of ``name``, in a stable order."""
+        held = self.by_queue.get(dq_name(name), [])
+        return sorted((acks for acks in held if acks.worker_id in self.live), key=lambda acks: acks.key)

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import dramatiq
@@ -40,10 +41,14 @@ def state_key(broker: dramatiq.Broker, name: str) -> str:
     return f"{platform_namespace(broker)}:backoffice:worker:{name}"
 
 
-def live_worker_count(broker: dramatiq.Broker) -> int:
-    """Worker processes heard from within the last three beats."""
+def live_workers(broker: dramatiq.Broker | None = None) -> int | None:
+    """Worker processes heard from within the last three beats (None on the StubBroker)."""
+    broker = broker or dramatiq.get_broker()
+    client = platform_client(broker)
+    if client is None:
+        return None
     now_ms = int(time.time() * 1000)
-    return platform_client(broker).zcount(presence_key(broker), now_ms - int(3 * INTERVAL * 1000), "+inf")
+    return client.zcount(presence_key(broker), now_ms - int(3 * INTERVAL * 1000), "+inf")
 
 
 def worker_states(broker: dramatiq.Broker) -> list[dict]:
@@ -57,6 +62,13 @@ def worker_states(broker: dramatiq.Broker) -> list[dict]:
     for name in names:
         pipe.get(state_key(broker, name))
     return sorted((json.loads(raw) for raw in pipe.execute() if raw), key=lambda state: (state["host"], state["pid"]))
+
+
+def running_by_queue(broker: dramatiq.Broker) -> Counter | None:
+    """How many jobs the live worker processes run, by queue (None on the StubBroker)."""
+    if platform_client(broker) is None:
+        return None
+    return Counter(job["queue_name"] for state in worker_states(broker) for job in state["running"])
 
 
 class WorkerPresence(Middleware):
