@@ -8,109 +8,26 @@ processes ever write the same row.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
-from bisect import bisect_left
 from collections import deque
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from workers.redaction import redact
+from workers.durations import DURATION_BUCKETS_MS, duration_bucket
+from workers.history_rows import minutes_upsert, runs_insert
 
 logger = logging.getLogger(__name__)
 
-#: Upper bounds, in milliseconds, of the duration histogram's buckets of ``JobMinute.durations``;
-#: one more bucket after the last holds every longer run.
-DURATION_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000)
-#: The longest error text kept with a run.
-ERROR_CHARS = 2000
 #: Minute totals older than this many seconds are forgotten once written: no run lands in them any more.
 MINUTE_KEPT_S = 180
 #: A minute older than this is not written any more (its totals are dropped, with a warning): housekeeping
 #: merges closed minutes across processes (``workers.metrics_compaction``), and a process rewriting its own
 #: row of a merged minute would count its runs twice. Only a database away for this long loses any.
 MINUTE_WRITE_HORIZON = timedelta(minutes=50)
-
-#: How long per-minute metrics are kept.
-METRICS_KEPT = timedelta(hours=72)
-
-#: The columns of ``JobRun`` the buffer writes, in the order of its rows.
-RUN_COLUMNS = (
-    "message_id",
-    "actor_name",
-    "queue_name",
-    "outcome",
-    "attempt",
-    "duration_ms",
-    "error",
-    "args_hash",
-    "worker",
-    "started_at",
-    "finished_at",
-)
 COUNTED = {"succeeded": 0, "failed": 1, "retrying": 2, "cancelled": 3}
-
-
-def history_prune(*, chunk_size: int = 5000, max_chunks: int = 20) -> dict[str, int]:
-    """Delete runs older than ``settings.JOB_HISTORY_DAYS`` and minutes older than 72 hours; returns how many.
-
-    Rows go in chunks, each its own short transaction, and at most ``max_chunks`` of each per
-    call, so that a round of housekeeping stays short; the next round takes the rest.
-    """
-    from workers.models import JobMinute, JobRun
-
-    now = timezone.now()
-    runs = JobRun.objects.filter(finished_at__lt=now - timedelta(days=settings.JOB_HISTORY_DAYS))
-    minutes = JobMinute.objects.filter(minute__lt=now - METRICS_KEPT)
-    return {
-        "runs": _delete_chunks(runs, chunk_size, max_chunks),
-        "minutes": _delete_chunks(minutes, chunk_size, max_chunks),
-    }
-
-
-def _delete_chunks(queryset, chunk_size: int, max_chunks: int) -> int:
-    deleted = 0
-    for _ in range(max_chunks):
-        with transaction.atomic():
-            ids = list(queryset.values_list("pk", flat=True)[:chunk_size])
-            if ids:
-                queryset.model.objects.filter(pk__in=ids).delete()
-        deleted += len(ids)
-        if len(ids) < chunk_size:
-            break
-    return deleted
-
-
-def args_hash(args, kwargs) -> str:
-    """SHA-256 of the canonical JSON of a job's arguments: the same arguments always hash the same."""
-    canonical = json.dumps([list(args), kwargs], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def duration_bucket(duration_ms: float) -> int:
-    """The index in ``JobMinute.durations`` of the bucket a run of this duration falls in."""
-    return bisect_left(DURATION_BUCKETS_MS, duration_ms)
-
-
-def percentile_ms(histogram: list[int], fraction: float) -> float | None:
-    """An estimate of the ``fraction`` quantile of a duration histogram (linear within its bucket); None if empty."""
-    total = sum(histogram)
-    if not total:
-        return None
-    rank = fraction * total
-    seen = 0
-    for index, count in enumerate(histogram):
-        if count and seen + count >= rank:
-            low = DURATION_BUCKETS_MS[index - 1] if index else 0
-            high = DURATION_BUCKETS_MS[index] if index < len(DURATION_BUCKETS_MS) else low * 2
-            return low + (high - low) * (rank - seen) / count
-        seen += count
-    return float(DURATION_BUCKETS_MS[-1])
 
 
 class HistoryBuffer:
@@ -178,19 +95,10 @@ class HistoryBuffer:
             logger.warning("job history buffer full: dropped the %d oldest run(s), %d in all", dropped, self.dropped)
         if not runs and not minutes:
             return 0
-        # The models are imported late: the middleware package, and so this module, loads with the settings.
-        from workers.models import JobMinute
-
         try:
             with transaction.atomic():
-                self._insert_runs(runs)
-                JobMinute.objects.bulk_create(
-                    [self._job_minute(key, totals) for key, totals in minutes.items()],
-                    batch_size=500,
-                    update_conflicts=True,
-                    unique_fields=["minute", "actor_name", "queue_name", "worker"],
-                    update_fields=["succeeded", "failed", "retried", "cancelled", "durations"],
-                )
+                runs_insert(runs, worker=self.worker)
+                minutes_upsert(minutes, worker=self.worker)
         except Exception:
             self._put_back(runs, dirty)
             connection.close()  # a broken connection is opened afresh on the next try
@@ -213,58 +121,3 @@ class HistoryBuffer:
         with self.lock:
             for key in [key for key in self.minutes if key[0] < newest - MINUTE_KEPT_S and key not in self.dirty]:
                 del self.minutes[key]
-
-    def _insert_runs(self, runs: deque) -> None:
-        """Write the runs without a model instance per row: by COPY on PostgreSQL, else one INSERT run per row.
-
-        The writing thread shares the process with the jobs, so each microsecond it spends on a
-        row is one the jobs wait for.
-        """
-        from workers.models import JobRun
-
-        rows = [self._run_row(run) for run in runs]
-        table = connection.ops.quote_name(JobRun._meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(column) for column in RUN_COLUMNS)
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                return
-            sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))})"
-            for start in range(0, len(rows), 1000):
-                cursor.executemany(sql, rows[start : start + 1000])
-
-    def _run_row(self, run: tuple) -> tuple:
-        message_id, actor, queue, outcome, attempt, duration_ms, error, args, kwargs, started, finished = run
-        adapt = connection.ops.adapt_datetimefield_value
-        return (
-            message_id,
-            actor,
-            queue,
-            outcome,
-            attempt,
-            round(duration_ms, 3),
-            redact(error[: ERROR_CHARS * 2])[:ERROR_CHARS] if error else "",
-            args_hash(args, kwargs),
-            self.worker,
-            adapt(datetime.fromtimestamp(started, UTC)),
-            adapt(datetime.fromtimestamp(finished, UTC)),
-        )
-
-    def _job_minute(self, key: tuple[int, str, str], totals: list):
-        from workers.models import JobMinute
-
-        minute, actor, queue = key
-        succeeded, failed, retried, cancelled, histogram = totals
-        return JobMinute(
-            minute=datetime.fromtimestamp(minute, UTC),
-            actor_name=actor,
-            queue_name=queue,
-            worker=self.worker,
-            succeeded=succeeded,
-            failed=failed,
-            retried=retried,
-            cancelled=cancelled,
-            durations=histogram,
-        )

@@ -109,7 +109,7 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     """
     # The outbox imports the bulk sender, which imports the middleware that runs this.
     from workers.batches import batches_reconcile
-    from workers.history import history_prune
+    from workers.history_prune import history_prune
     from workers.metrics_compaction import metrics_compact
     from workers.middleware.unique import unique_locks_refresh
     from workers.outbox import outbox_relay

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from workers.history import DURATION_BUCKETS_MS, MINUTE_WRITE_HORIZON
+from workers.durations import DURATION_BUCKETS_MS
+from workers.history import MINUTE_WRITE_HORIZON
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,10 @@ from django.utils import timezone
 
 from tests.support import tasks
 from tests.support.users import login_staff
-from workers.history import HistoryBuffer, args_hash, history_prune, percentile_ms
+from workers.durations import percentile_ms
+from workers.history import HistoryBuffer
+from workers.history_prune import history_prune
+from workers.history_rows import args_hash
 from workers.middleware import Cancellation, JobHistory
 from workers.models import JobMinute, JobRun
 from workers.testing import wait_until
@@ -145,7 +148,7 @@ def test_the_buffer_keeps_its_runs_while_the_database_is_away():
     buffer = HistoryBuffer(worker="host:1")
     recorded_run(buffer, message_id="kept-1")
     recorded_run(buffer, "retrying", message_id="kept-2", error="OSError: x")
-    with mock.patch.object(HistoryBuffer, "_insert_runs", side_effect=DatabaseError("server closed")):
+    with mock.patch("workers.history.runs_insert", side_effect=DatabaseError("server closed")):
         with pytest.raises(DatabaseError):
             buffer.flush()
     assert not JobRun.objects.exists()

@@ -14,7 +14,7 @@ from django.utils import timezone
 from workers.console.charts import Series, line_chart
 from workers.console.history import actor_names
 from workers.console.pages import console_page, render
-from workers.history import DURATION_BUCKETS_MS, percentile_ms
+from workers.durations import DURATION_BUCKETS_MS, percentile_ms
 from workers.models import JobMinute
 from workers.queues import names as queue_names
 
