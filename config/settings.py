@@ -256,7 +256,7 @@ LOGGING = {
     "formatters": {"plain": {"format": LOG_FORMAT}},
     "filters": {
         "redact": {"()": "workers.redaction.RedactingFilter"},
-        "retry_log_level": {"()": "workers.middleware.retries.RetryLogLevel"},
+        "retry_log_level": {"()": "workers.retry_logging.RetryLogLevel"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

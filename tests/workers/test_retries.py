@@ -16,9 +16,10 @@ from dramatiq.broker import MessageProxy
 from workers import dead_letters
 from workers.errors import PermanentError
 from workers.exhausted_callbacks import ExhaustedCallbackError
-from workers.middleware.retries import RetryLogLevel, exponential_backoff
+from workers.middleware.retries import exponential_backoff
 from workers.models import DeadLetter, OutboxMessage
 from workers.outbox import outbox_relay
+from workers.retry_logging import RetryLogLevel
 
 pytestmark = pytest.mark.django_db
 
