@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 
-from workers import embedded_redis
+from tests.support import tasks
+from workers import embedded_redis, queues
+from workers.dramatiq_internals.consumers import GuardedRedisBroker
 from workers.testing import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +51,28 @@ def test_the_watcher_starts_the_server_stops_it_on_sigterm_and_a_restart_keeps_t
         assert redis.Redis.from_url(embedded_redis.url(tmp_path)).lrange("dramatiq:default", 0, -1) == [b"a queued job"]
     finally:
         embedded_redis.stop(tmp_path)
+
+
+@pytest.fixture
+def embedded_url(tmp_path):
+    """The embedded Redis as `make run` starts it: a server on a unix socket under VAR_DIR."""
+    embedded_redis.ensure_running(tmp_path)
+    yield embedded_redis.url(tmp_path)
+    embedded_redis.stop(tmp_path)
+
+
+@pytest.mark.delivery
+def test_the_project_broker_and_a_worker_run_jobs_on_the_embedded_redis(embedded_url, start_worker, settings):
+    # Given the project's broker on the embedded Redis's socket, and a worker on it
+    settings.REDIS_URL = embedded_url
+    broker = GuardedRedisBroker(url=embedded_url, middleware=[])
+    for name in queues.names():
+        broker.declare_queue(name)
+    start_worker(redis_url=embedded_url)
+
+    # When a job is sent
+    broker.enqueue(tasks.noop.message("on-the-socket"))
+
+    # Then it runs
+    wait_until(lambda: tasks.recorded("on-the-socket"), timeout=30, what="the job sent over the unix socket")
+    broker.close()

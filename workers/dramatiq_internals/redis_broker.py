@@ -68,7 +68,7 @@ IDLE_WAIT_MS = 5000
 STOPPING_WAIT_MS = 100
 
 #: Seconds a Redis command may wait for its reply, or for a connection (unless the URL says otherwise).
-CONNECTION_TIMEOUTS = {"socket_timeout": 30, "socket_connect_timeout": 10, "socket_keepalive": True}
+CONNECTION_TIMEOUTS = {"socket_timeout": 30, "socket_connect_timeout": 10}
 
 
 class ConsumerConnectionLost(ConnectionClosed, redis.ConnectionError):
