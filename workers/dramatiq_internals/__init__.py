@@ -4,8 +4,9 @@ Dramatiq's public API (actors, middleware hooks, a broker's ``enqueue``) does no
 enough for bulk sends, recovery, malformed messages or readable logs, so a few things are
 read or copied from its private parts. The rest of the platform takes them from here, never
 from Dramatiq's modules directly, so that an upgrade starts by reading this package against
-the new sources; ``tests/workers/test_dramatiq_contract.py`` fails on the day one of them
-changes underneath, and a system check refuses to start on a Dramatiq this was not written for.
+the new sources; ``tests/workers/dramatiq_internals/test_dramatiq_contract.py`` fails on the day
+one of them changes underneath, and a system check refuses to start on a Dramatiq this was not
+written for.
 
 - ``keys``: the Redis broker's key layout (queues, message hashes, ack sets, heartbeats, dead
   letters), for bulk sends, housekeeping, unique locks and the dashboard.
@@ -33,5 +34,6 @@ def version_problem(version: str = dramatiq.__version__) -> str | None:
         return None
     return (
         f"Dramatiq {version} is installed, but workers/dramatiq_internals/ was written for {WRITTEN_FOR}.x: "
-        "read it against the new sources, run tests/workers/test_dramatiq_contract.py, then update WRITTEN_FOR"
+        "read it against the new sources, run tests/workers/dramatiq_internals/test_dramatiq_contract.py, "
+        "then update WRITTEN_FOR"
     )
