@@ -75,8 +75,10 @@ def test_jobs_a_live_worker_held_in_memory_run_after_redis_restarts(private_redi
 
     # Then every job still runs, once, without restarting the worker
     wait_until(
-        lambda: all(tasks.recorded(f"prefetched-{n}") for n in range(10))
-        and all(tasks.recorded(f"delayed-{n}") for n in range(20)),
+        lambda: (
+            all(tasks.recorded(f"prefetched-{n}") for n in range(10))
+            and all(tasks.recorded(f"delayed-{n}") for n in range(20))
+        ),
         timeout=90,
         what="the jobs held in memory when Redis went away",
     )
