@@ -1,11 +1,11 @@
 """Bulk enqueue: many messages in a few round trips, through the same middleware as one send.
 
 Dramatiq sends one message per Redis round trip (a script call each). Here the messages of a
-chunk go in one transactional round trip that writes them as the broker's enqueue script does
-(the data into the queue's hash, the id onto its list), after every middleware's
-``before_enqueue`` hook has seen each message and before its ``after_enqueue`` hook, exactly
-as ``RedisBroker.enqueue`` does one by one. Other brokers
-send one by one. A unique job whose twin holds the lock is dropped from the bulk, not an error.
+chunk go in one round trip, all or none, written as the broker's own send writes them (the data
+into the queue's hash, the id onto its list or its fair lane, the queue's doorbell rung), after
+every middleware's ``before_enqueue`` hook has seen each message and before its ``after_enqueue``
+hook, exactly as ``RedisBroker.enqueue`` does one by one. Other brokers send one by one. A unique
+job whose twin holds the lock is dropped from the bulk, not an error.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from dramatiq.middleware import Middleware, MiddlewareError
 
 from workers import tracing
 from workers.dramatiq_internals.keys import REDIS_ID_OPTION, dq_name, messages_key, queue_key
+from workers.dramatiq_internals.lanes import LANE_OPTION
+from workers.dramatiq_internals.redis_broker import GuardedRedisBroker
 from workers.middleware.message_size import MessageSizeLimit
 from workers.middleware.unique import DuplicateJob
 
@@ -88,9 +90,20 @@ def _hooks(broker: dramatiq.Broker, name: str) -> list:
     """The middleware that override hook ``name``, in the order the broker calls them.
 
     Calling only these skips the no-op calls ``broker.emit_before``/``emit_after`` make for
-    every middleware, which would otherwise cost more than the send itself.
+    every middleware, which would otherwise cost more than the send itself. Kept per broker until
+    its middleware change, as finding them costs a send of one message as much again.
     """
-    return [m for m in broker.middleware if getattr(type(m), name) is not getattr(Middleware, name)]
+    key = (id(broker), name)
+    middleware, hooks = _HOOKS.get(key, (None, None))
+    if middleware != broker.middleware:
+        middleware = list(broker.middleware)
+        hooks = [m for m in middleware if getattr(type(m), name) is not getattr(Middleware, name)]
+        _HOOKS[key] = (middleware, hooks)
+    return hooks
+
+
+#: (broker id, hook name) -> (the broker's middleware then, those of them that override the hook).
+_HOOKS: dict[tuple[int, str], tuple[list, list]] = {}
 
 
 def _emit(hooks: list, name: str, broker: dramatiq.Broker, message: Message, delay: int | None) -> None:
@@ -134,6 +147,25 @@ def _enqueue_redis(broker: RedisBroker, chunk: list[Message], delay: int | None)
     if not prepared:
         return []
 
+    if isinstance(broker, GuardedRedisBroker):
+        # One script call for the chunk: each message on its queue or, for an immediate send, on
+        # its lane, and each queue's doorbell rung, as the broker's own send does.
+        lane = (lambda message: message.options.get(LANE_OPTION) or "") if delay is None else (lambda message: "")
+        broker.send_messages(
+            {
+                queue_name: [(m.options[REDIS_ID_OPTION], m.encode(), lane(m)) for m in messages]
+                for queue_name, messages in prepared.items()
+            }
+        )
+    else:
+        _push(broker, prepared)
+    sent = [message for messages in prepared.values() for message in messages]
+    for message in sent:
+        _emit(after, "after_enqueue", broker, message, delay)
+    return sent
+
+
+def _push(broker: RedisBroker, prepared: dict[str, list[Message]]) -> None:
     # The broker's enqueue script does exactly this per message (HSET the data, RPUSH the id);
     # here it is one HSET and one RPUSH per queue for the whole chunk, in one MULTI/EXEC.
     with broker.client.pipeline(transaction=True) as pipe:
@@ -143,7 +175,3 @@ def _enqueue_redis(broker: RedisBroker, chunk: list[Message], delay: int | None)
             pipe.hset(messages_key(broker, queue_name), mapping=bodies)
             pipe.rpush(queue_key(broker, queue_name), *ids)
         pipe.execute()
-    sent = [message for messages in prepared.values() for message in messages]
-    for message in sent:
-        _emit(after, "after_enqueue", broker, message, delay)
-    return sent

@@ -4,7 +4,8 @@ Dramatiq's Redis queue is one list, first in first out: 10,000 jobs of one custo
 moment before ten of another's hold those ten back until the 10,000 are through. A message sent
 with the option ``flow_lane`` (set by the flow limits, ``workers.middleware.limits``, from the
 job's limit key) is not pushed on the queue's list but on its lane's, ``<ns>:<queue>.lane.<lane>``,
-and the lane's name joins the queue's rotation ``<ns>:<queue>.lanes`` if it was empty. Its body
+and the lane's name joins the queue's rotation ``<ns>:<queue>.lanes`` if it was empty (the
+broker's send script, ``redis_broker.SEND``, for one send and for a bulk alike). Its body
 goes into the queue's message hash as usual, so acknowledging, dead-lettering and taking back a
 dead worker's messages (all by id) work unchanged.
 
@@ -21,14 +22,6 @@ from __future__ import annotations
 #: The message option naming a message's lane.
 LANE_OPTION = "flow_lane"
 
-# KEYS: the queue's message hash, the lane, the queue's rotation. ARGV: message id, body, lane name.
-ENQUEUE = """
-redis.call("hset", KEYS[1], ARGV[1], ARGV[2])
-if redis.call("rpush", KEYS[2], ARGV[1]) == 1 then
-    redis.call("rpush", KEYS[3], ARGV[3])
-end
-"""
-
 # KEYS: the queue, its message hash, the worker's ack set of it, the queue's rotation, heartbeats.
 # ARGV: how many to fetch, the lanes' key prefix, now (ms), the worker's id.
 # Returns the bodies of the ids taken (as Dramatiq's fetch does).
@@ -43,13 +36,19 @@ local function from_lanes()
         if id then return id end
     end
 end
-local ids, has_lanes = {}, redis.call("exists", KEYS[4]) == 1
+if redis.call("exists", KEYS[4]) == 0 then
+    -- No lane waits: the queue's own list gives them all, taken at once as Dramatiq's fetch does.
+    local ids = redis.call("lrange", KEYS[1], 0, tonumber(ARGV[1]) - 1)
+    if #ids == 0 then return {} end
+    redis.call("ltrim", KEYS[1], #ids, -1)
+    redis.call("sadd", KEYS[3], unpack(ids))
+    return redis.call("hmget", KEYS[2], unpack(ids))
+end
+local ids = {}
 for i = 1, tonumber(ARGV[1]) do
     local id
     -- Turns alternate between the lanes and the queue's own list, carried over from fetch to fetch.
-    if not has_lanes then
-        id = redis.call("lpop", KEYS[1])
-    elseif redis.call("incr", KEYS[4] .. ".turn") % 2 == 1 then
+    if redis.call("incr", KEYS[4] .. ".turn") % 2 == 1 then
         id = from_lanes() or redis.call("lpop", KEYS[1])
     else
         id = redis.call("lpop", KEYS[1]) or from_lanes()

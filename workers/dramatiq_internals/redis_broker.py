@@ -61,6 +61,35 @@ return moved
 
 #: Wake-ups a queue's doorbell keeps for consumers not yet waiting on it.
 DOORBELL_LENGTH = 16
+
+# Sends messages to one or more queues in one call, as Dramatiq's enqueue does (the body into the
+# queue's hash, the id onto its list), but an id with a lane onto its lane (``lanes``), and rings
+# each queue's doorbell once per message sent to it (as many as it keeps), so a send costs one
+# round trip, doorbell included.
+# KEYS: per queue, its message hash, its list, its rotation of lanes and its doorbell.
+# ARGV: the doorbell's length, the number of queues n, the n queues' lane key prefixes, then per
+# message the queue's position (from 1), the id, the body and the lane ("" for none).
+SEND = """
+local length, queues = tonumber(ARGV[1]), tonumber(ARGV[2])
+local sent = {}
+for i = 3 + queues, #ARGV, 4 do
+    local queue, id, lane = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 3]
+    local base = 4 * (queue - 1)
+    redis.call("hset", KEYS[base + 1], id, ARGV[i + 2])
+    if lane == "" then
+        redis.call("rpush", KEYS[base + 2], id)
+    elseif redis.call("rpush", ARGV[2 + queue] .. lane, id) == 1 then
+        redis.call("rpush", KEYS[base + 3], lane)
+    end
+    sent[queue] = (sent[queue] or 0) + 1
+end
+for queue = 1, queues do
+    local doorbell = KEYS[4 * queue]
+    for _ = 1, math.min(sent[queue] or 0, length) do redis.call("lpush", doorbell, 1) end
+    redis.call("ltrim", doorbell, 0, length - 1)
+    redis.call("pexpire", doorbell, 60000)
+end
+"""
 #: The longest an idle consumer waits on its doorbell, in milliseconds (at most a quarter of the
 #: heartbeat timeout, since each fetch is also the worker's heartbeat).
 IDLE_WAIT_MS = 5000
@@ -90,7 +119,7 @@ class GuardedRedisBroker(RedisBroker):
         self.find_fetched_script = self.client.register_script(FIND_FETCHED)
         self.requeue_orphans_script = self.client.register_script(REQUEUE_ORPHANS)
         self.requeue_held_script = self.client.register_script(REQUEUE_HELD)
-        self.enqueue_lane_script = self.client.register_script(lanes.ENQUEUE)
+        self.send_script = self.client.register_script(SEND)
         self.fetch_script = self.client.register_script(lanes.FETCH)
         self.stopping = False
         #: Per queue: the Redis ids handed to the worker and not yet acknowledged, shared by
@@ -122,13 +151,11 @@ class GuardedRedisBroker(RedisBroker):
         thread dies, leaving those messages in a live worker's ack set for ever.
         """
         try:
-            sent = self._send(message, delay=delay)
+            return self._send(message, delay=delay)
         except CONNECTION_LOST as error:
             if in_consumer_thread() and not isinstance(error, ConnectionClosed):
                 raise ConsumerConnectionLost(str(error)) from None
             raise
-        self.ring(sent.queue_name)
-        return sent
 
     def _send(self, message, *, delay=None):
         # Dramatiq's RedisBroker.enqueue, but a message with a lane (and no delay) goes on its lane.
@@ -138,18 +165,34 @@ class GuardedRedisBroker(RedisBroker):
             queue_name = dq_name(queue_name)
             message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
         self.emit_before("enqueue", message, delay)
-        redis_id, lane = message.options[REDIS_ID_OPTION], message.options.get(LANE_OPTION)
-        if lane and delay is None:
-            keys = [
-                messages_key(self, queue_name),
-                lane_prefix(self.namespace, queue_name) + lane,
-                rotation_key(self.namespace, queue_name),
-            ]
-            self.enqueue_lane_script(keys=keys, args=[redis_id, message.encode(), lane])
-        else:
+        redis_id = message.options[REDIS_ID_OPTION]
+        if self._should_do_maintenance("enqueue"):
+            # Dramatiq's enqueue also gives back dead workers' messages on a few sends in a million.
             self.do_enqueue(queue_name, redis_id, message.encode())
+            self.ring(queue_name)
+        else:
+            lane = message.options.get(LANE_OPTION) if delay is None else None
+            self.send_messages({queue_name: [(redis_id, message.encode(), lane or "")]})
         self.emit_after("enqueue", message, delay)
         return message
+
+    def send_messages(self, batch: dict[str, list[tuple[str, bytes, str]]]) -> None:
+        """Send ``(redis id, body, lane or "")`` per queue, in one script call (``SEND``): all or none.
+
+        A message with a lane waits on it; every queue's doorbell is rung once per message sent.
+        """
+        keys, prefixes, args = [], [], []
+        for position, (queue_name, entries) in enumerate(batch.items(), start=1):
+            keys += [
+                messages_key(self, queue_name),
+                queue_key(self, queue_name),
+                rotation_key(self.namespace, queue_name),
+                self.doorbell_key(queue_name),
+            ]
+            prefixes.append(lane_prefix(self.namespace, queue_name))
+            for redis_id, body, lane in entries:
+                args += [position, redis_id, body, lane]
+        self.send_script(keys=keys, args=[DOORBELL_LENGTH, len(batch), *prefixes, *args])
 
     def fetch(self, queue_name: str, count: int) -> list[bytes | None]:
         """Up to ``count`` bodies of ``queue_name``, taken in turn from its list and its lanes (``lanes.FETCH``)."""

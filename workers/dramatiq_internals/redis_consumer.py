@@ -30,6 +30,8 @@ class GuardedRedisConsumer(_RedisConsumer):
         self.outstanding: set[str] = outstanding if outstanding is not None else set()
         self.orphans_pending = restarted
         self.standing_down = False
+        #: Set by the worker threads once they have finished half of what this consumer handed them.
+        self.drained = threading.Event()
 
     # A message stays outstanding until Redis has its ack: one whose ack failed (Redis away) is
     # still in the ack set, and must not be taken back as an orphan and run a second time while
@@ -39,6 +41,8 @@ class GuardedRedisConsumer(_RedisConsumer):
             super().ack(message)
         except redis.TimeoutError as error:  # Dramatiq's retries the ack on a connection error only
             raise ConnectionClosed(error) from None
+        finally:
+            self._note_done()
         self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
 
     def nack(self, message):
@@ -46,7 +50,29 @@ class GuardedRedisConsumer(_RedisConsumer):
             super().nack(message)
         except redis.TimeoutError as error:
             raise ConnectionClosed(error) from None
+        finally:
+            self._note_done()
         self.outstanding.discard(message.options.get(REDIS_ID_OPTION))
+
+    def _note_done(self) -> None:
+        if len(self.queued_message_ids) <= self.prefetch // 2:
+            self.drained.set()
+
+    def _wait_while_full(self) -> bool:
+        """With its prefetch handed out, wait for the worker threads to finish half of it; False if not full.
+
+        Dramatiq backs off as if the queue were empty, longer at each look, so worker threads that
+        finish their jobs sooner than its back-off find nothing to run; an ack wakes this instead.
+        Waits at most the consumer's timeout, as Dramatiq's back-off does, so the thread still
+        moves due delayed messages and notices a stopping worker.
+        """
+        if q_name(self.queue_name) != self.queue_name:
+            return False  # a delay queue holds its messages until due: it keeps the back-off bounded by them
+        self.drained.clear()
+        if self.outstanding_message_count < self.prefetch:
+            return False
+        self.drained.wait(self.timeout / 1000)
+        return True
 
     def requeue(self, messages):
         # Called as the consumer closes, often because Redis is away: what cannot go back now
@@ -124,6 +150,8 @@ class GuardedRedisConsumer(_RedisConsumer):
                     self.outstanding.add(message.options[REDIS_ID_OPTION])
                     return MessageProxy(message)
 
+                if self._wait_while_full():
+                    return None
                 messages = []
                 if self.outstanding_message_count < self.prefetch:
                     wanted = self.prefetch - self.outstanding_message_count
