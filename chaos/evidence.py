@@ -44,13 +44,16 @@ class Journal:
 def redis_leftovers(client, namespace: str = "dramatiq") -> dict[str, int]:
     """Messages still in the broker: waiting in a queue, delayed, held in a worker's ack set, or stored unclaimed.
 
-    Dead-lettered messages (``<queue>.XQ``) are where failed jobs belong and are not counted.
+    Dead-lettered messages (``<queue>.XQ``) are where failed jobs belong and are not counted, nor are
+    the keys that hold no message (doorbells, lane rotations). Jobs waiting in a fair lane count as queued.
     """
     left = {"queued": 0, "delayed": 0, "unacked": 0, "stored": 0}
     for raw in client.scan_iter(match=f"{namespace}:*", count=1000):
         key = raw.decode()
         kind = client.type(raw).decode()
-        if ".XQ" in key:
+        # Dead letters are where failed jobs belong; a queue's doorbell and its lanes' rotation hold
+        # wake-ups and lane names, not messages (workers/dramatiq_internals/redis_broker.py, lanes.py).
+        if ".XQ" in key or ":__doorbell__." in key or key.endswith(".lanes"):
             continue
         if kind == "list":
             left["delayed" if key.endswith(".DQ") else "queued"] += client.llen(raw)

@@ -130,7 +130,9 @@ def price_batch_start(*, price_batch_id: int, should_stop: Callable[[], bool] | 
         if should_stop is not None and should_stop():
             return _price_batch_cancel(price_batch_id)
         with transaction.atomic():
-            batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=price_batch_id)
+            batch = (
+                PriceBatch.objects.select_for_update(of=("self",)).select_related("job_batch").get(pk=price_batch_id)
+            )
             if batch.job_batch.sealed or batch.job_batch.status == Batch.Status.CANCELLED:
                 return batch  # every item queued already (a redelivered job, a second click), or cancelled
             items = PriceBatchItem.objects.filter(batch=batch)
@@ -148,7 +150,7 @@ def price_batch_start(*, price_batch_id: int, should_stop: Callable[[], bool] | 
 def price_batch_resume(*, price_batch_id: int) -> bool:
     """Queue a cancelled price batch's job again, to queue the items after its cursor; False if not cancelled."""
     with transaction.atomic():
-        batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=price_batch_id)
+        batch = PriceBatch.objects.select_for_update(of=("self",)).select_related("job_batch").get(pk=price_batch_id)
         job_batch = batch.job_batch
         if job_batch is None or job_batch.status != Batch.Status.CANCELLED or job_batch.finished_at is not None:
             return False  # not cancelled, or its waiting jobs were cancelled too: nothing to go on with
@@ -160,7 +162,7 @@ def price_batch_resume(*, price_batch_id: int) -> bool:
 
 def _price_batch_cancel(price_batch_id: int) -> PriceBatch:
     with transaction.atomic():
-        batch = PriceBatch.objects.select_for_update().select_related("job_batch").get(pk=price_batch_id)
+        batch = PriceBatch.objects.select_for_update(of=("self",)).select_related("job_batch").get(pk=price_batch_id)
         if not batch.job_batch.sealed:
             Batch.objects.filter(pk=batch.job_batch_id).update(status=Batch.Status.CANCELLED)
             batch.job_batch.status = Batch.Status.CANCELLED
