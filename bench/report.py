@@ -75,3 +75,32 @@ def write_section(doc: Path, name: str, body: str) -> None:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
+
+
+def publish_comparison(
+    options,
+    name: str,
+    title: str,
+    results: tuple[list[str], list[list]],
+    targets: tuple[list[str], list[list]],
+    *,
+    method: str,
+    extra: tuple[str, ...] = (),
+    machine: dict[str, str] | None = None,
+) -> None:
+    """Print a scenario's results and targets, and save them with how they were measured in ``options.doc``."""
+    print("\n" + table(*results) + "\n\n" + table(*targets), flush=True)
+    if options.doc is None:
+        return
+    body = "\n\n".join(
+        [
+            f"## {name}: {title}",
+            table(*results, markdown=True),
+            table(*targets, markdown=True),
+            "How it is measured:\n\n" + method,
+            *extra,
+            machine_section(**(machine or {})),
+        ]
+    )
+    write_section(options.doc, name, body)
+    print(f"\nsaved to {options.doc}", flush=True)

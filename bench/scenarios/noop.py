@@ -146,24 +146,18 @@ def _report(runs: dict[str, Runs], jobs: int, options: Options, server_version: 
         _target("project stack / Celery 5 (jobs/s)", rate["project"] / rate["celery"], TARGET_VS_CELERY),
         _target("bare / project worker CPU per job", cpu["bare"] / cpu["project"], TARGET_VS_BARE),
     ]
-    print("\n" + report.table(headers, rows) + "\n\n" + report.table(target_headers, targets), flush=True)
-    if options.doc is None:
-        return
-    database = report.database_label()
     each = [[s.label, _joined(runs[s.key].work, 2), _joined(runs[s.key].cpu_us, 0)] for s in SYSTEMS]
-    body = "\n\n".join(
-        [
-            f"## noop: {jobs:,} no-op jobs, three job systems side by side",
-            report.table(headers, rows, markdown=True),
-            report.table(target_headers, targets, markdown=True),
-            "How it is measured:\n\n"
-            + METHOD.format(threads=options.threads, jobs=jobs, repeat=options.repeat, database=database),
-            "Each run:\n\n" + report.table(["system", "seconds", "worker CPU us/job"], each, markdown=True),
-            report.machine_section(**{"redis-server": server_version}),
-        ]
+    method = METHOD.format(threads=options.threads, jobs=jobs, repeat=options.repeat, database=report.database_label())
+    report.publish_comparison(
+        options,
+        "noop",
+        f"{jobs:,} no-op jobs, three job systems side by side",
+        (headers, rows),
+        (target_headers, targets),
+        method=method,
+        extra=("Each run:\n\n" + report.table(["system", "seconds", "worker CPU us/job"], each, markdown=True),),
+        machine={"redis-server": server_version},
     )
-    report.write_section(options.doc, "noop", body)
-    print(f"\nsaved to {options.doc}", flush=True)
 
 
 def _target(name: str, measured: float, target: float) -> list[str]:

@@ -83,19 +83,11 @@ def run(options: Options) -> None:
         ]
     ]
     target_headers = ["ratio", "measured", "target", "verdict"]
-    print("\n" + report.table(headers, rows) + "\n\n" + report.table(target_headers, targets), flush=True)
-    if options.doc is None:
-        return
-    database = report.database_label()
-    body = "\n\n".join(
-        [
-            f"## noop_history: {jobs:,} no-op jobs with and without the job history",
-            report.table(headers, rows, markdown=True),
-            report.table(target_headers, targets, markdown=True),
-            "How it is measured:\n\n"
-            + METHOD.format(threads=options.threads, repeat=options.repeat, database=database),
-            report.machine_section(),
-        ]
+    report.publish_comparison(
+        options,
+        "noop_history",
+        f"{jobs:,} no-op jobs with and without the job history",
+        (headers, rows),
+        (target_headers, targets),
+        method=METHOD.format(threads=options.threads, repeat=options.repeat, database=report.database_label()),
     )
-    report.write_section(options.doc, "noop_history", body)
-    print(f"\nsaved to {options.doc}", flush=True)

@@ -114,22 +114,14 @@ def _report(
         cpu_ratio = harness.median(cpu[key]) / harness.median(cpu["off"])
         verdict = "met" if cpu_ratio <= 2 - TARGET else "not met"
         targets.append([f"{label} / off (worker CPU per job)", f"{cpu_ratio:.3f}", f"<= {2 - TARGET:g}", verdict])
-    print("\n" + report.table(headers, rows) + "\n\n" + report.table(target_headers, targets), flush=True)
-    if options.doc is None:
-        return
-    database = report.database_label()
-    body = "\n\n".join(
-        [
-            f"## noop_tracing: {jobs:,} no-op jobs with OpenTelemetry tracing off and on",
-            report.table(headers, rows, markdown=True),
-            report.table(target_headers, targets, markdown=True),
-            "How it is measured:\n\n"
-            + METHOD.format(threads=options.threads, repeat=options.repeat, database=database),
-            report.machine_section(),
-        ]
+    report.publish_comparison(
+        options,
+        "noop_tracing",
+        f"{jobs:,} no-op jobs with OpenTelemetry tracing off and on",
+        (headers, rows),
+        (target_headers, targets),
+        method=METHOD.format(threads=options.threads, repeat=options.repeat, database=report.database_label()),
     )
-    report.write_section(options.doc, "noop_tracing", body)
-    print(f"\nsaved to {options.doc}", flush=True)
 
 
 @contextmanager

@@ -129,23 +129,17 @@ def _report(runs: dict[str, Runs], jobs: int, options: Options) -> None:
         ],
     ]
     target_headers = ["ratio", "measured", "target", "verdict"]
-    print("\n" + report.table(headers, rows) + "\n\n" + report.table(target_headers, targets), flush=True)
-    if options.doc is None:
-        return
     each = [
         [s.label, "  ".join(f"{v:.2f}" for v in runs[s.key].work), "  ".join(f"{v:.0f}" for v in runs[s.key].cpu_us)]
         for s in SYSTEMS
     ]
-    body = "\n\n".join(
-        [
-            f"## tasks_backend: {jobs:,} no-op jobs as a plain actor and as a @task",
-            report.table(headers, rows, markdown=True),
-            report.table(target_headers, targets, markdown=True),
-            "How it is measured:\n\n"
-            + METHOD.format(threads=options.threads, repeat=options.repeat, database=report.database_label()),
-            "Each run:\n\n" + report.table(["system", "seconds", "worker CPU us/job"], each, markdown=True),
-            report.machine_section(**{"django-tasks": report._version("django-tasks")}),
-        ]
+    report.publish_comparison(
+        options,
+        "tasks_backend",
+        f"{jobs:,} no-op jobs as a plain actor and as a @task",
+        (headers, rows),
+        (target_headers, targets),
+        method=METHOD.format(threads=options.threads, repeat=options.repeat, database=report.database_label()),
+        extra=("Each run:\n\n" + report.table(["system", "seconds", "worker CPU us/job"], each, markdown=True),),
+        machine={"django-tasks": report._version("django-tasks")},
     )
-    report.write_section(options.doc, "tasks_backend", body)
-    print(f"\nsaved to {options.doc}", flush=True)
