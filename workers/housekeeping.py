@@ -16,6 +16,9 @@ from workers.models import Batch, DeadLetter
 
 logger = logging.getLogger(__name__)
 
+#: A duty that takes longer than this is named in a warning: every later duty and round waited for it.
+SLOW_DUTY_SECONDS = 10.0
+
 # Put a dead worker's unacknowledged messages of one queue back at the head of that queue (they
 # were taken first, so they run first, ahead of any backlog), and forget the ack set.
 # KEYS: the ack set, the queue, the queue's message hash (workers.dramatiq_internals.keys).
@@ -114,12 +117,12 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     from workers.middleware.unique import unique_locks_refresh
     from workers.outbox import outbox_relay
 
-    duties = {
-        "outbox_relayed": lambda: outbox_relay(broker=broker),
-        "unique_locks_refreshed": lambda: unique_locks_refresh(broker),
-    }
+    # Recovery first: it needs only Redis, so a database duty that is slow cannot hold it up.
+    duties = {}
     if recover_dead_workers:
         duties["dead_workers_requeued"] = lambda: dead_workers_requeue(broker=broker)
+    duties["unique_locks_refreshed"] = lambda: unique_locks_refresh(broker)
+    duties["outbox_relayed"] = lambda: outbox_relay(broker=broker)
     # Counting every running batch's jobs is heavier, and only repairs what a failed write left.
     if _due(broker, "batches_reconcile", every=timedelta(minutes=1)):
         duties["batches_finished"] = batches_reconcile
@@ -129,10 +132,14 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
         duties["metric_rows_merged"] = metrics_compact
     done = {}
     for name, duty in duties.items():
+        started = time.monotonic()
         try:
             done[name] = duty()
         except Exception:
             logger.warning("housekeeping: %s failed; the next round tries again", name, exc_info=True)
+        took = time.monotonic() - started
+        if took > SLOW_DUTY_SECONDS:
+            logger.warning("housekeeping: %s took %.1f s, holding up the rounds after it", name, took)
     return done
 
 

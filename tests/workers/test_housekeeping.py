@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError, connection
 from django.utils import timezone
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
@@ -12,7 +13,8 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq_crontab import scheduler
 
 from tests.support import tasks
-from workers.housekeeping import dead_workers_requeue, job_records_prune
+from workers.housekeeping import dead_workers_requeue, housekeeping_round, job_records_prune
+from workers.middleware.housekeeping import Housekeeping
 from workers.models import Batch, BatchJob, DeadLetter
 from workers.tasks import prune_job_records
 
@@ -87,6 +89,36 @@ def test_the_messages_a_dead_worker_held_go_back_to_their_queue(redis_broker, re
     assert dead_workers_requeue(broker=redis_broker) == 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_workers_jobs_go_back_before_the_database_duties_and_a_slow_duty_is_named(
+    redis_broker, redis_client, redis_url, monkeypatch, caplog
+):
+    # Given a dead worker holding a job, and an outbox relay that takes its time
+    sent = redis_broker.enqueue(tasks.noop.message("held"))
+    dead = RedisBroker(url=redis_url, middleware=[])
+    assert len(dead.do_fetch("default", 1)) == 1
+    redis_client.zadd("dramatiq:__heartbeats__", {dead.broker_id: 0})
+    queued_when_relay_ran = []
+
+    def slow_relay(**kwargs):
+        queued_when_relay_ran.append(redis_client.llen("dramatiq:default"))
+        return 0
+
+    monkeypatch.setattr("workers.outbox.outbox_relay", slow_relay)
+    monkeypatch.setattr("workers.housekeeping.SLOW_DUTY_SECONDS", -1.0)
+
+    # When a housekeeping round runs
+    with caplog.at_level("WARNING", logger="workers.housekeeping"):
+        done = housekeeping_round(broker=redis_broker)
+
+    # Then the job was back on its queue before the database duties began, and a duty that
+    # overran is named in a warning
+    assert done["dead_workers_requeued"] == 1
+    assert queued_when_relay_ran == [1]
+    assert [Message.decode(data).message_id for data in redis_broker.do_fetch("default", 1)] == [sent.message_id]
+    assert "housekeeping: outbox_relayed took" in caplog.text
+
+
 def test_brokers_that_recover_by_themselves_need_nothing():
     assert dead_workers_requeue(broker=StubBroker()) == 0
 
@@ -95,3 +127,16 @@ def test_the_scheduler_sends_the_pruning_job(jobs):
     [entry] = [job for job in scheduler.get_jobs() if job.name == prune_job_records.actor_name]
     entry.func(*entry.args, **entry.kwargs)
     jobs.assert_enqueued(prune_job_records, queue="low", count=1)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="statement_timeout is PostgreSQL's")
+def test_housekeeping_statements_are_cancelled_past_their_timeout_on_postgresql(monkeypatch):
+    # Given the housekeeping thread's connection, capped at a tenth of a second
+    monkeypatch.setattr("workers.middleware.housekeeping.STATEMENT_TIMEOUT_MS", 100)
+    Housekeeping(interval=1)._bound_statements()
+
+    # When one of its statements would run for two seconds, then it is cancelled
+    with pytest.raises(OperationalError, match="statement timeout"), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(2)")
+    connection.close()

@@ -15,11 +15,15 @@ import time
 
 import dramatiq
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware
 
 from workers.platform_redis import platform_client, platform_namespace
+
+#: The longest one housekeeping statement may run on PostgreSQL: past it the statement is cancelled,
+#: its duty fails with a warning, and the next round tries again, instead of every round waiting on it.
+STATEMENT_TIMEOUT_MS = 30_000
 
 
 class Housekeeping(Middleware):
@@ -79,6 +83,18 @@ class Housekeeping(Middleware):
             self.reachable_since = now
         if not client.set(key, owner, nx=True, px=int(self.interval * 1000 * 0.9)):
             return
+        self._bound_statements()
         done = housekeeping_round(broker=broker, recover_dead_workers=now - self.reachable_since >= self.settle)
         if done.get("outbox_relayed") or done.get("dead_workers_requeued"):
             self.logger.info("Housekeeping: %s", ", ".join(f"{name}={count}" for name, count in done.items()))
+
+    def _bound_statements(self) -> None:
+        """Cap this thread's statements on PostgreSQL (its own connection, closed after the round)."""
+        database = connections["default"]
+        if database.vendor != "postgresql":
+            return
+        try:
+            with database.cursor() as cursor:
+                cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+        except DatabaseError as error:  # the database's own duties fail and say so; Redis's still run
+            self.logger.warning("Housekeeping: database unreachable: %s: %s", type(error).__name__, error)
