@@ -12,7 +12,7 @@ written for.
   letters), for bulk sends, housekeeping, unique locks and the dashboard.
 - ``consumers``: broker subclasses whose consumers refuse malformed bodies one by one and take
   back what a lost connection dropped from memory (``redis_broker``, ``redis_consumer``,
-  ``rabbitmq``, and ``admission`` for what they share).
+  ``held_messages``, ``rabbitmq``, and ``admission`` for what they share).
 - ``lanes``: a queue's jobs of different keys served round-robin (each key's lane, and the fetch
   that takes the lanes in turn); the Redis broker's sends ring a doorbell its idle consumers wait on.
 - ``holdings``: which worker holds which ack set, and whether that worker is alive.

@@ -17,8 +17,9 @@ A consumer of a paused queue (``workers.pauses``) fetches nothing, and puts back
 worker took of that queue and has not started; a delay queue is never paused, so delayed
 messages still move to their queue when due and wait there.
 
-- ``redis_broker``, ``redis_consumer``: the Redis broker (its Lua scripts, timeouts, orphans) and
-  its consumer's fetch loop.
+- ``redis_broker``, ``redis_consumer``: the Redis broker (its sends, fetches, doorbells and
+  timeouts) and its consumer's fetch loop; ``held_messages``: the broker's steps over the worker's
+  ack sets (orphans and a paused queue's messages put back, a fetched body's id found).
 - ``rabbitmq``: the RabbitMQ broker and its consumer.
 - ``admission``: what both consumers share: refusing a body, recording it, and paused queues.
 

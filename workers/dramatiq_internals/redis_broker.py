@@ -11,53 +11,11 @@ from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 
 from workers.dramatiq_internals import lanes
+from workers.dramatiq_internals.held_messages import HeldMessages
 from workers.dramatiq_internals.keys import REDIS_ID_OPTION, acks_key, heartbeats_key, messages_key, queue_key
 from workers.dramatiq_internals.lanes import LANE_OPTION, lane_prefix, rotation_key
 from workers.dramatiq_internals.redis_consumer import CONNECTION_LOST, GuardedRedisConsumer
 from workers.dramatiq_internals.worker import in_consumer_thread
-
-# KEYS: the consumer's ack set, the queue's message hash; ARGV: a fetched body.
-# Returns the id under which this consumer fetched that body, or nil.
-FIND_FETCHED = """
-for _, id in ipairs(redis.call("smembers", KEYS[1])) do
-    if redis.call("hget", KEYS[2], id) == ARGV[1] then return id end
-end
-return false
-"""
-
-
-# KEYS: the consumer's ack set, the queue, the queue's message hash; ARGV: the ids to keep.
-# Every other id of the ack set goes back to the head of the queue. Returns how many went back.
-REQUEUE_ORPHANS = """
-local keep = {}
-for _, id in ipairs(ARGV) do keep[id] = true end
-local moved = 0
-for _, id in ipairs(redis.call("smembers", KEYS[1])) do
-    if not keep[id] then
-        redis.call("srem", KEYS[1], id)
-        if redis.call("hexists", KEYS[3], id) == 1 then
-            redis.call("lpush", KEYS[2], id)
-            moved = moved + 1
-        end
-    end
-end
-return moved
-"""
-
-
-# KEYS: the consumer's ack set, the queue, the queue's message hash; ARGV: ids, first in line first.
-# Each id still in the ack set goes back to the head of the queue, in ARGV's order. Returns how many.
-REQUEUE_HELD = """
-local moved = 0
-for i = #ARGV, 1, -1 do
-    if redis.call("srem", KEYS[1], ARGV[i]) == 1 and redis.call("hexists", KEYS[3], ARGV[i]) == 1 then
-        redis.call("lpush", KEYS[2], ARGV[i])
-        moved = moved + 1
-    end
-end
-return moved
-"""
-
 
 #: Wake-ups a queue's doorbell keeps for consumers not yet waiting on it.
 DOORBELL_LENGTH = 16
@@ -104,7 +62,7 @@ class ConsumerConnectionLost(ConnectionClosed, redis.ConnectionError):
     """Redis went away under a consumer thread: a connection error to its loop and to redis-py callers alike."""
 
 
-class GuardedRedisBroker(RedisBroker):
+class GuardedRedisBroker(HeldMessages, RedisBroker):
     """Dramatiq's RedisBroker whose consumers dead-letter what they cannot decode instead of stalling,
     and take back what a consumer that lost its connection was holding."""
 
@@ -116,9 +74,6 @@ class GuardedRedisBroker(RedisBroker):
             pool = redis.ConnectionPool.from_url(url, **CONNECTION_TIMEOUTS)
             options["client"] = redis.Redis(connection_pool=pool)
         super().__init__(**options)
-        self.find_fetched_script = self.client.register_script(FIND_FETCHED)
-        self.requeue_orphans_script = self.client.register_script(REQUEUE_ORPHANS)
-        self.requeue_held_script = self.client.register_script(REQUEUE_HELD)
         self.send_script = self.client.register_script(SEND)
         self.fetch_script = self.client.register_script(lanes.FETCH)
         self.stopping = False
@@ -251,23 +206,3 @@ class GuardedRedisBroker(RedisBroker):
             except redis.RedisError:
                 pass
         super().emit_before(signal, *args, **kwargs)
-
-    def requeue_orphans(self, queue_name: str, keep: set[str]) -> int:
-        """Put back at the head of the queue every id of this worker's ack set of ``queue_name`` not in ``keep``."""
-        keys = [
-            acks_key(self, self.broker_id, queue_name),
-            queue_key(self, queue_name),
-            messages_key(self, queue_name),
-        ]
-        return int(self.requeue_orphans_script(keys=keys, args=sorted(keep)))
-
-    def requeue_held(self, queue_name: str, redis_ids: list[str]) -> int:
-        """Put these ids of this worker's ack set of ``queue_name`` back at the head of the queue, in order."""
-        keys = [acks_key(self, self.broker_id, queue_name), queue_key(self, queue_name), messages_key(self, queue_name)]
-        return int(self.requeue_held_script(keys=keys, args=redis_ids)) if redis_ids else 0
-
-    def find_fetched(self, queue_name: str, data: bytes) -> str | None:
-        """The Redis id under which this broker's consumer of ``queue_name`` fetched ``data``."""
-        keys = [acks_key(self, self.broker_id, queue_name), messages_key(self, queue_name)]
-        found = self.find_fetched_script(keys=keys, args=[data])
-        return found.decode() if isinstance(found, bytes) else found
