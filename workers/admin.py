@@ -147,6 +147,7 @@ class BatchAdmin(admin.ModelAdmin):
         "total",
         "succeeded",
         "failed",
+        "cancelled",
         "created_at",
         "finished_at",
     ]

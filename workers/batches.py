@@ -71,14 +71,15 @@ def batch_seal(batch: Batch) -> None:
         _finish_if_done(batch.pk)
 
 
-def batch_record(*, batch_id: int, message_id: str, succeeded: bool) -> bool:
+def batch_record(*, batch_id: int, message_id: str, succeeded: bool, cancelled: bool = False) -> bool:
     """Count a job's end once; returns False if it was counted already (a redelivery).
 
-    The job's row is what counts. Moving the batch's counters and finishing it is done in a
+    A job ends succeeded, failed, or cancelled (asked to stop, it was skipped or stopped
+    itself). The job's row is what counts. Moving the batch's counters and finishing it is done in a
     savepoint: if that fails (the batch row is contended, a lock wait times out), the job's
     end is still written, and ``batches_reconcile`` brings the batch up to date.
     """
-    status = BatchJob.Status.SUCCEEDED if succeeded else BatchJob.Status.FAILED
+    status = _ended_as(succeeded=succeeded, cancelled=cancelled)
     with transaction.atomic():
         changed = BatchJob.objects.filter(
             batch_id=batch_id, message_id=message_id, status=BatchJob.Status.PENDING
@@ -87,7 +88,7 @@ def batch_record(*, batch_id: int, message_id: str, succeeded: bool) -> bool:
             return False
         try:
             with transaction.atomic():
-                _count_end(batch_id, succeeded=succeeded)
+                _count_end(batch_id, status)
                 _finish_if_done(batch_id)
         except DatabaseError:
             logger.warning(
@@ -123,33 +124,37 @@ def _reconcile(batch_id: int) -> bool:
         message_id__in=DeadLetter.objects.values("message_id"),
     ).update(status=BatchJob.Status.FAILED, finished_at=timezone.now())
     counts = _counts(batch_id)
-    if lost_failures or counts != (batch.total, batch.pending, batch.succeeded, batch.failed):
+    held = tuple(getattr(batch, name) for name in COUNTERS)
+    if lost_failures or counts != held:
         logger.warning(
-            "batch %s: counts repaired from its jobs: (total, pending, succeeded, failed) %s -> %s",
-            batch_id,
-            (batch.total, batch.pending, batch.succeeded, batch.failed),
-            counts,
+            "batch %s: counts repaired from its jobs: (%s) %s -> %s", batch_id, ", ".join(COUNTERS), held, counts
         )
-        total, pending, succeeded, failed = counts
-        Batch.objects.filter(pk=batch_id).update(total=total, pending=pending, succeeded=succeeded, failed=failed)
+        Batch.objects.filter(pk=batch_id).update(**dict(zip(COUNTERS, counts, strict=True)))
     return _finish_if_done(batch_id)
 
 
-def _count_end(batch_id: int, *, succeeded: bool) -> None:
-    counter = "succeeded" if succeeded else "failed"
-    Batch.objects.filter(pk=batch_id).update(pending=Greatest(F("pending") - 1, 0), **{counter: F(counter) + 1})
+def _ended_as(*, succeeded: bool, cancelled: bool) -> str:
+    if cancelled:
+        return BatchJob.Status.CANCELLED
+    return BatchJob.Status.SUCCEEDED if succeeded else BatchJob.Status.FAILED
 
 
-def _counts(batch_id: int) -> tuple[int, int, int, int]:
-    """Total, pending, succeeded and failed jobs of the batch, from its rows."""
+def _count_end(batch_id: int, status: str) -> None:
+    # The batch's counter of each end is named as the job's status is.
+    Batch.objects.filter(pk=batch_id).update(pending=Greatest(F("pending") - 1, 0), **{status: F(status) + 1})
+
+
+#: The batch's counters, each the number of its jobs in the status of that name (total: all of them).
+COUNTERS = ("total", "pending", "succeeded", "failed", "cancelled")
+
+
+def _counts(batch_id: int) -> tuple[int, int, int, int, int]:
+    """Total, pending, succeeded, failed and cancelled jobs of the batch, from its rows."""
     by_status = dict(
         BatchJob.objects.filter(batch_id=batch_id).order_by().values_list("status").annotate(count=Count("pk"))
     )
-    pending, succeeded, failed = (
-        by_status.get(status, 0)
-        for status in (BatchJob.Status.PENDING, BatchJob.Status.SUCCEEDED, BatchJob.Status.FAILED)
-    )
-    return pending + succeeded + failed, pending, succeeded, failed
+    ended = tuple(by_status.get(name, 0) for name in COUNTERS[1:])
+    return (sum(ended), *ended)
 
 
 def _finish_if_done(batch_id: int) -> bool:
@@ -158,10 +163,11 @@ def _finish_if_done(batch_id: int) -> bool:
         return False
     if BatchJob.objects.filter(batch_id=batch_id, status=BatchJob.Status.PENDING).exists():
         return False
-    batch.total, batch.pending, batch.succeeded, batch.failed = _counts(batch_id)
-    batch.status = Batch.Status.COMPLETE if batch.failed else Batch.Status.SUCCEEDED
+    for name, count in zip(COUNTERS, _counts(batch_id), strict=True):
+        setattr(batch, name, count)
+    batch.status = Batch.Status.COMPLETE if batch.failed or batch.cancelled else Batch.Status.SUCCEEDED
     batch.finished_at = timezone.now()
-    batch.save(update_fields=["total", "pending", "succeeded", "failed", "status", "finished_at"])
+    batch.save(update_fields=[*COUNTERS, "status", "finished_at"])
     callbacks = [batch.on_complete] + ([batch.on_success] if batch.status == Batch.Status.SUCCEEDED else [])
     broker = dramatiq.get_broker()
     messages = [broker.get_actor(name).message(batch_id) for name in callbacks if name]

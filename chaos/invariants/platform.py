@@ -31,11 +31,13 @@ def callbacks_once(journal: Journal, log: JobLog) -> Check:
         b.pk
         for b in batches
         if b.finished_at is None
-        or (b.total, b.succeeded, b.failed)
+        or (b.total, b.succeeded, b.failed, b.cancelled)
         != (
             BatchJob.objects.filter(batch=b).count(),
-            BatchJob.objects.filter(batch=b, status="succeeded").count(),
-            BatchJob.objects.filter(batch=b, status="failed").count(),
+            *(
+                BatchJob.objects.filter(batch=b, status=status).count()
+                for status in ("succeeded", "failed", "cancelled")
+            ),
         )
     ]
     outcomes = Counter(b.status for b in batches)

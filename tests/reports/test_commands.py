@@ -16,9 +16,11 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from reports.models import Report
+from reports.services.daily import report_daily_backfill
 from reports.tasks import generate_daily_report
 from tests.orders.factories import make_product
 from tests.reports.factories import berlin, place_order
+from workers.cancellation import cancel_batch
 from workers.models import Batch
 
 
@@ -110,6 +112,34 @@ def test_backfill_stops_watching_at_the_timeout_and_the_batch_goes_on(jobs, djan
     assert error.value.returncode == 1
     assert {job.kwargs["date"] for job in jobs.enqueued(generate_daily_report)} == {"2025-03-01", "2025-03-02"}
     assert {job.kwargs["mail"] for job in jobs.enqueued(generate_daily_report)} == {True}
+
+
+@pytest.mark.django_db
+def test_backfill_of_a_batch_cancelled_from_the_console_ends_with_an_error(
+    jobs, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Given a backfill whose batch staff cancel from the console as soon as it is queued
+    from reports.management.commands import backfill_reports
+
+    def queued_then_cancelled(**options):
+        batch = report_daily_backfill(**options)
+        cancel_batch(batch.pk)
+        return batch
+
+    monkeypatch.setattr(backfill_reports, "report_daily_backfill", queued_then_cancelled)
+
+    # When the command watches it, then it stops at once with status 1, saying how to resume
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(CommandError, match=r"Batch \d+ was cancelled; run the command again") as error,
+    ):
+        run("backfill_reports", "--from", "2025-03-01", "--to", "2025-03-02")
+    assert error.value.returncode == 1
+
+    # And its waiting jobs, when they come up, are counted as cancelled, not failed
+    jobs.drain()
+    batch = Batch.objects.get()
+    assert (batch.status, batch.failed, batch.cancelled) == (Batch.Status.CANCELLED, 0, 2)
 
 
 @pytest.mark.parametrize(

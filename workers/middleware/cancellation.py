@@ -36,7 +36,7 @@ class Cancellation(Middleware):
 
     A job that stopped itself ends with ``JobCancelled``: Retries neither retries nor
     dead-letters it. Either way a cancelled job gives back its unique lock (so that it can be
-    resumed at once, not when the lock expires) and counts as ended, not succeeded, in its batch.
+    resumed at once, not when the lock expires) and counts as cancelled in its batch.
 
     Runs on every broker: the requests live in the platform Redis (``REDIS_URL`` on RabbitMQ),
     and in process memory on the StubBroker.
@@ -117,7 +117,7 @@ class Cancellation(Middleware):
             from workers.batches import batch_record  # models load after the broker is built
 
             try:
-                batch_record(batch_id=batch_id, message_id=message.message_id, succeeded=False)
+                batch_record(batch_id=batch_id, message_id=message.message_id, succeeded=False, cancelled=True)
             except Exception:
                 self.logger.error(
                     "Could not count cancelled %s in batch %s.", message.message_id, batch_id, exc_info=True

@@ -10,7 +10,7 @@ class Batch(models.Model):
 
     class Status(models.TextChoices):
         RUNNING = "running"
-        COMPLETE = "complete", "Complete (some failed)"
+        COMPLETE = "complete", "Complete (some failed or cancelled)"
         SUCCEEDED = "succeeded"
         CANCELLED = "cancelled"
 
@@ -20,6 +20,7 @@ class Batch(models.Model):
     pending = models.PositiveIntegerField(default=0)
     succeeded = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0, help_text="Jobs that were cancelled before or while they ran.")
     sealed = models.BooleanField(default=False, help_text="No more jobs will be added; callbacks may fire.")
     on_complete = models.CharField(max_length=200, blank=True, help_text="Actor sent the batch id when all finished.")
     on_success = models.CharField(max_length=200, blank=True, help_text="Actor sent the batch id if all succeeded.")
@@ -31,12 +32,17 @@ class Batch(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.description} ({self.succeeded + self.failed}/{self.total})"
+        return f"{self.description} ({self.ended}/{self.total})"
+
+    @property
+    def ended(self) -> int:
+        """How many of its jobs have ended, whichever way."""
+        return self.succeeded + self.failed + self.cancelled
 
     @property
     def progress(self) -> float:
-        """The finished share of the jobs, from 0.0 to 1.0."""
-        return (self.succeeded + self.failed) / self.total if self.total else (1.0 if self.sealed else 0.0)
+        """The ended share of the jobs, from 0.0 to 1.0."""
+        return self.ended / self.total if self.total else (1.0 if self.sealed else 0.0)
 
 
 class BatchJob(models.Model):
@@ -46,6 +52,7 @@ class BatchJob(models.Model):
         PENDING = "pending"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELLED = "cancelled"
 
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="jobs")
     message_id = models.CharField(max_length=64, unique=True)

@@ -43,9 +43,12 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             self.stdout.write(f"\nStopped watching; batch {batch.pk} goes on in the workers.")
             return
-        self.stdout.write(f"Done: {batch.succeeded} succeeded, {batch.failed} failed.")
+        cancelled = f", {batch.cancelled} cancelled" if batch.cancelled else ""
+        self.stdout.write(f"Done: {batch.succeeded} succeeded, {batch.failed} failed{cancelled}.")
         if batch.failed:
             raise CommandError(f"{batch.failed} report(s) failed; see the dead letters in the admin.")
+        if batch.status == Batch.Status.CANCELLED:
+            raise CommandError(f"Batch {batch.pk} was cancelled; run the command again to compute the days left.")
 
     def watch(self, batch: Batch, *, timeout: float | None) -> Batch:
         """Draw the batch's progress until it finishes; raise CommandError if the timeout comes first."""
@@ -53,7 +56,7 @@ class Command(BaseCommand):
         with tqdm(total=batch.total, unit="report", file=_Stream(self.stderr), ascii=True) as bar:
             while True:
                 batch.refresh_from_db()
-                bar.update(batch.succeeded + batch.failed - bar.n)
+                bar.update(batch.ended - bar.n)
                 if batch.finished_at is not None:
                     return batch
                 if deadline is not None and time.monotonic() >= deadline:

@@ -9,7 +9,7 @@ from django.db import transaction
 from tests.support.users import login_staff
 from workers.batches import batch_add, batch_open, batch_seal
 from workers.cancellation import raise_if_cancelled, request_cancel
-from workers.models import Batch, DeadLetter, OperatorAction
+from workers.models import Batch, BatchJob, DeadLetter, OperatorAction
 
 pytestmark = pytest.mark.django_db
 
@@ -70,10 +70,18 @@ def test_a_cancelled_batch_job_ends_its_place_in_the_batch(jobs, django_capture_
     with django_capture_on_commit_callbacks(execute=True):
         jobs.drain()
 
-    # Then the batch is finished, the cancelled job counted as not succeeded
+    # Then the batch is finished, the cancelled job counted as cancelled, not failed
     batch.refresh_from_db()
     assert runs == ["b"]
-    assert (batch.status, batch.succeeded, batch.failed, batch.pending) == (Batch.Status.COMPLETE, 1, 1, 0)
+    assert (batch.status, batch.succeeded, batch.failed, batch.cancelled, batch.pending) == (
+        Batch.Status.COMPLETE,
+        1,
+        0,
+        1,
+        0,
+    )
+    assert batch.progress == 1.0
+    assert BatchJob.objects.get(message_id=cancelled.message_id).status == BatchJob.Status.CANCELLED
 
 
 def test_cancelling_a_batch_skips_its_waiting_jobs_and_finishes_it_cancelled(
@@ -97,5 +105,11 @@ def test_cancelling_a_batch_skips_its_waiting_jobs_and_finishes_it_cancelled(
     assert f"Cancelled batch {batch.pk}: 3 job(s)" in page.content.decode()
     batch.refresh_from_db()
     assert runs == []
-    assert (batch.status, batch.pending, batch.succeeded, batch.failed) == (Batch.Status.CANCELLED, 0, 0, 3)
+    assert (batch.status, batch.pending, batch.succeeded, batch.failed, batch.cancelled) == (
+        Batch.Status.CANCELLED,
+        0,
+        0,
+        0,
+        3,
+    )
     assert OperatorAction.objects.get().action == "cancel_batch"
