@@ -112,10 +112,12 @@ def _redis_counts(broker: RedisBroker, name: str, running: int, holdings: Holdin
 
 
 def _waited(data: bytes | None) -> float | None:
-    """Seconds since the job in ``data`` was sent, or last failed and was sent again."""
+    """Seconds the job in ``data`` has been ready: since it was sent, last failed and was sent
+    again, or, for a job delayed on purpose (a retry's back-off, a deferral), since its delay ended."""
     fields = unwrap(data) if data else None
     if not isinstance(fields, dict):
         return None
     options = fields.get("options") or {}
-    since_ms = options.get("requeue_timestamp") or fields.get("message_timestamp")
-    return max(0.0, time.time() - since_ms / 1000) if isinstance(since_ms, int | float) else None
+    moments = [options.get("requeue_timestamp") or fields.get("message_timestamp"), options.get("eta")]
+    since_ms = max((moment for moment in moments if isinstance(moment, int | float)), default=None)
+    return None if since_ms is None else max(0.0, time.time() - since_ms / 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -87,3 +88,15 @@ def test_the_dashboard_shows_jobs_waiting_in_the_outbox(admin_client):
 
 def test_the_admin_index_links_the_dashboard_for_those_allowed(admin_client):
     assert 'href="/admin/jobs/dashboard/"' in admin_client.get("/admin/").content.decode()
+
+
+def test_a_queues_latency_counts_a_delayed_job_from_the_end_of_its_delay(redis_broker):
+    # Given the oldest ready job of a queue, sent ten minutes ago with a delay that ended 3 s ago
+    now_ms = int(time.time() * 1000)
+    message = tasks.noop.message("k").copy(message_timestamp=now_ms - 600_000, options={"eta": now_ms - 3_000})
+    redis_broker.enqueue(message)
+
+    # When the queue's figures are read, then it has waited since its delay ended, not since its send
+    default = next(q for q in queue_stats(redis_broker) if q.name == "default")
+    assert default.ready == 1
+    assert 3 <= default.latency < 60
