@@ -26,7 +26,7 @@ from workers.dramatiq_internals.keys import REDIS_ID_OPTION, dq_name, messages_k
 from workers.dramatiq_internals.lanes import LANE_OPTION
 from workers.dramatiq_internals.redis_broker import GuardedRedisBroker
 from workers.middleware.message_size import MessageSizeLimit
-from workers.middleware.unique import DuplicateJob
+from workers.uniqueness import DuplicateJob
 
 logger = logging.getLogger(__name__)
 

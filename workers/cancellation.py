@@ -28,6 +28,7 @@ from dramatiq.middleware import CurrentMessage
 
 from workers.dramatiq_internals.keys import dq_name, messages_key, q_name
 from workers.platform_redis import platform_client, platform_namespace
+from workers.uniqueness import KEY_OPTION
 
 #: How long a request is kept, in milliseconds.
 CANCEL_TTL_MS = 7 * 86_400_000
@@ -155,7 +156,7 @@ def cancel_batch(batch_id: int, *, broker: dramatiq.Broker | None = None) -> int
 
 def release_unique_lock(broker: dramatiq.Broker, message) -> None:
     """Give back the unique lock a cancelled message holds, so that its job can be sent again (a resume)."""
-    from workers.middleware.unique import KEY_OPTION, UniqueJobs
+    from workers.middleware.unique import UniqueJobs
 
     key = message.options.get(KEY_OPTION)
     unique = next((each for each in broker.middleware if isinstance(each, UniqueJobs)), None)
@@ -200,8 +201,6 @@ def run_now(message: dramatiq.Message, *, broker: dramatiq.Broker | None = None)
     in between, the copy is dropped (``DuplicateJob``) and the twin does the work.
     """
     broker = broker or dramatiq.get_broker()
-    from workers.middleware.unique import KEY_OPTION
-
     dropped = {"eta", "redis_message_id", KEY_OPTION}
     options = {key: value for key, value in message.options.items() if key not in dropped}
     copy = dataclasses.replace(

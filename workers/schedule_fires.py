@@ -27,8 +27,8 @@ import redis
 from django.utils import timezone
 
 from workers.leader import LeaderLock
-from workers.middleware.unique import DuplicateJob
 from workers.schedules import PAUSED, RecurringJob, last_run_record, last_runs, latest_fire
+from workers.uniqueness import DuplicateJob
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from workers.cancellation import cancel_batch, delayed_jobs, release_unique_lock
 from workers.console.audit import AlreadyDone, new_token, record_action
 from workers.console.pages import console_page, render
 from workers.delayed_jobs import delayed_page
-from workers.middleware.unique import DuplicateJob
 from workers.models import Batch
 from workers.redaction import redact
+from workers.uniqueness import DuplicateJob
 
 #: The most delayed jobs listed at once; a page's bodies are all the page reads from Redis.
 LIST_LIMIT = 200

@@ -2,6 +2,7 @@
 
 Dramatiq has no unique jobs and no maintained extension adds them, so they are written here:
 a lock per job key, owned by one message, each change of it one atomic step (``workers.unique_locks``).
+The modes, the job's key and ``DuplicateJob`` are named in ``workers.uniqueness``, for senders too.
 
 An actor opts in with the ``unique`` option::
 
@@ -41,48 +42,30 @@ on the StubBroker, which is itself a process's memory.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
-from collections.abc import Callable
 
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.logging import get_logger
-from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
+from dramatiq.middleware import Middleware, SkipMessage
 
 from workers.dramatiq_internals.keys import queue_key
 from workers.lock_keeper import LockKeeper
 from workers.middleware.options import option
 from workers.platform_redis import platform_client
 from workers.unique_locks import AGAIN, FIRST, QUEUED, RENEW, TAKEN, MemoryLocks, RedisLocks, stub_queued
-
-UNTIL_EXECUTED = "until_executed"
-UNTIL_STARTED = "until_started"
-WHILE_EXECUTING = "while_executing"
-MODES = (UNTIL_EXECUTED, UNTIL_STARTED, WHILE_EXECUTING)
-
-#: The message option naming the lock a message took (or takes, for ``while_executing``).
-KEY_OPTION = "unique_key"
-
-
-class DuplicateJob(MiddlewareError):
-    """A unique job was sent while its twin holds the lock; the send was dropped.
-
-    A ``MiddlewareError``, so that the broker lets it out of ``before_enqueue`` to the sender.
-    """
-
-
-class UniqueModeError(MiddlewareError, ValueError):
-    """An actor's ``unique`` option names no mode."""
-
-
-def default_key(actor_name: str, args: tuple, kwargs: dict) -> str:
-    """The actor's name and a digest of its arguments, the same for equal JSON arguments."""
-    payload = json.dumps([list(args), kwargs], sort_keys=True, separators=(",", ":"), default=str)
-    return f"{actor_name}:{hashlib.sha256(payload.encode()).hexdigest()[:32]}"
+from workers.uniqueness import (
+    KEY_OPTION,
+    MODES,
+    UNTIL_EXECUTED,
+    UNTIL_STARTED,
+    WHILE_EXECUTING,
+    DuplicateJob,
+    UniqueModeError,
+    job_key,
+)
 
 
 class UniqueJobs(Middleware):
@@ -155,17 +138,8 @@ class UniqueJobs(Middleware):
             self._locks = None
 
     def lock_key(self, broker, message) -> str:
-        """The lock's key: the actor's ``unique_key`` of the arguments, or all of them.
-
-        The key function is the actor's alone: a function cannot travel in a message, whose
-        option of that name holds the lock's key once taken.
-        """
-        key_function: Callable[..., str] | None = broker.get_actor(message.actor_name).options.get("unique_key")
-        if key_function is not None:
-            key = f"{message.actor_name}:{key_function(*message.args, **message.kwargs)}"
-        else:
-            key = default_key(message.actor_name, message.args, message.kwargs)
-        return f"{self.namespace}:{key}"
+        """The lock's key: the middleware's namespace and the job's key (``workers.uniqueness.job_key``)."""
+        return f"{self.namespace}:{job_key(broker, message)}"
 
     def before_enqueue(self, broker, message, delay) -> None:
         """Take the lock of an ``until_*`` job until the delay and the ttl have passed, or drop the send."""

@@ -10,8 +10,8 @@ from orders.models import PriceBatch, PriceBatchItem, Product
 from orders.services.price_batches import price_batch_start, price_item_apply
 from orders.tasks import process_item, process_price_batch
 from tests.orders.factories import make_product
-from workers.middleware.unique import DuplicateJob
 from workers.models import Batch
+from workers.uniqueness import DuplicateJob
 
 pytestmark = pytest.mark.django_db
 

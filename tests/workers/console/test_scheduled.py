@@ -8,8 +8,8 @@ import pytest
 from tests.support import tasks
 from tests.support.users import login_staff
 from workers.cancellation import delayed_jobs, requests, run_now
-from workers.middleware.unique import DuplicateJob
 from workers.models import OperatorAction
+from workers.uniqueness import DuplicateJob
 
 pytestmark = pytest.mark.django_db
 

@@ -13,10 +13,11 @@ from dramatiq.brokers.redis import RedisBroker
 
 from tests.support import tasks
 from workers.enqueue import enqueue_on_commit
-from workers.middleware.unique import DuplicateJob, UniqueJobs, unique_locks_refresh
+from workers.middleware.unique import UniqueJobs, unique_locks_refresh
 from workers.models import DeadLetter, OutboxMessage
 from workers.outbox import outbox_add, outbox_relay
 from workers.testing import declare_actors, wait_until
+from workers.uniqueness import DuplicateJob
 
 pytestmark = pytest.mark.django_db
 
