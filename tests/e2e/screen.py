@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.conf import settings
 from playwright.sync_api import Locator, Page
 
-SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
+#: Where the pictures go: var/screenshots, or the README's docs/screenshots with
+#: `make e2e SCREENSHOTS_DIR=docs/screenshots`, so that a test run leaves the checkout as it was.
+SCREENSHOTS = Path(settings.BASE_DIR) / os.environ.get("SCREENSHOTS_DIR", Path(settings.VAR_DIR) / "screenshots")
 
 
 def cell(page: Page, row: str | None, column: str, *, table: Locator | None = None) -> Locator:
@@ -26,6 +29,6 @@ def cell(page: Page, row: str | None, column: str, *, table: Locator | None = No
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Save the viewport as docs/screenshots/<name>.png."""
+    """Save the viewport as <name>.png in ``SCREENSHOTS``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png")
