@@ -22,10 +22,10 @@ Times are Redis's own clock (``TIME``), the same for every host.
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
 
 import redis
+
+from workers.flow_limit_options import CONCURRENCY, RATE, Limit
 
 #: Extra length of every rate window, in milliseconds.
 GUARD_MS = 25
@@ -35,11 +35,6 @@ IDLE_TTL_MS = 86_400_000
 MIN_DELAY_MS = 20
 #: The mean run time assumed for a key that has none yet, in milliseconds.
 FIRST_MEAN_MS = 100
-
-CONCURRENCY = "concurrency"
-RATE = "rate"
-UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(ms|s|m|h|d)\s*$")
 
 # KEYS: index; then per limit its base key. ARGV: member (message id @ worker), lease ttl ms, limit count, then per
 # limit: kind, n, period ms (rate) or 0, actor, key text, limit text.
@@ -144,44 +139,6 @@ for _, base in ipairs(KEYS) do
 end
 return 0
 """
-
-
-@dataclass(frozen=True)
-class Limit:
-    """One limit of an actor: ``n`` running jobs, or ``n`` starts per ``period_ms``, per value of ``key``."""
-
-    kind: str
-    key: object  # a constant (one limit for all jobs) or a function of the job's arguments
-    n: int
-    period_ms: int = 0
-    text: str = ""
-
-
-def parse_rate(text: str) -> tuple[int, int]:
-    """``"100/m"`` -> (100, 60000): a count and a period in milliseconds (``"10/2s"`` too)."""
-    match = RATE_PATTERN.match(text)
-    if not match or int(match.group(1)) < 1:
-        raise ValueError(f"rate {text!r} is not a count per period such as '100/m', '20/s' or '10/5m'")
-    count, multiple, unit = int(match.group(1)), int(match.group(2) or "1"), match.group(3)
-    return count, multiple * UNITS_MS[unit]
-
-
-def parse_limits(kind: str, option) -> list[Limit]:
-    """An actor's ``concurrency`` or ``rate`` option (one ``(key, value)`` pair or a list of them) as limits."""
-    pairs = option if isinstance(option, list) else [option]
-    limits = []
-    for pair in pairs:
-        if not (isinstance(pair, tuple) and len(pair) == 2 and (callable(pair[0]) or isinstance(pair[0], str))):
-            raise ValueError(f"{kind}={pair!r} is not a (key, limit) pair whose key is a string or a function")
-        key, value = pair
-        if kind == CONCURRENCY:
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"concurrency limit {value!r} is not a whole number of at least 1")
-            limits.append(Limit(kind, key, value, text=f"{value} running"))
-        else:
-            count, period_ms = parse_rate(value)
-            limits.append(Limit(kind, key, count, period_ms, text=value))
-    return limits
 
 
 class FlowStore:

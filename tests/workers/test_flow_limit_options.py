@@ -6,7 +6,7 @@ import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
-from workers.flow_limits import parse_rate
+from workers.flow_limit_options import parse_rate
 from workers.middleware.limits import FlowControl, LimitOptionError
 
 

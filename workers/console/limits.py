@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from workers.console.pages import console_page, render
-from workers.flow_limits import CONCURRENCY
+from workers.flow_limit_options import CONCURRENCY
 from workers.middleware.limits import flow_control
 
 

@@ -51,7 +51,8 @@ from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
 from workers.dramatiq_internals.lanes import LANE_OPTION
-from workers.flow_limits import CONCURRENCY, RATE, FlowStore, Limit, parse_limits
+from workers.flow_limit_options import CONCURRENCY, RATE, Limit, parse_limits
+from workers.flow_limits import FlowStore
 from workers.platform_redis import platform_client, platform_namespace
 from workers.resend import resend
 
