@@ -91,6 +91,11 @@ def batch_record(*, batch_id: int, message_id: str, succeeded: bool, cancelled: 
                 _count_end(batch_id, status)
                 _finish_if_done(batch_id)
         except DatabaseError:
+            if transaction.get_rollback():
+                # The savepoint could not be rolled back either: the connection is gone, and the
+                # job's row with it. Django would roll back silently on leaving the block; say so
+                # instead, so that the job's end is written again, not lost.
+                raise
             logger.warning(
                 "batch %s: could not count job %s; batches_reconcile will", batch_id, message_id, exc_info=True
             )

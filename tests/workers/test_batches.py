@@ -7,7 +7,7 @@ from unittest import mock
 
 import dramatiq
 import pytest
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connections, transaction
 
 from workers import batches
 from workers.batches import batch_add, batch_open, batch_record, batch_seal, batches_reconcile
@@ -165,6 +165,31 @@ def test_a_failed_count_write_is_repaired_by_reconcile_which_finishes_the_batch_
     assert (batch.total, batch.pending, batch.succeeded, batch.failed) == (3, 0, 3, 0)
     assert batch.status == Batch.Status.SUCCEEDED
     assert sorted(calls) == [("complete", batch.pk), ("success", batch.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_while_counting_a_job_fails_the_count_instead_of_dropping_it(
+    django_capture_on_commit_callbacks,
+):
+    # Given a running batch, and a database connection that dies while a job's end is counted
+    # (the counter's write fails, and so does rolling back to the savepoint around it)
+    batch = open_batch(django_capture_on_commit_callbacks, [0])
+    job = batch.jobs.get()
+    lost = OperationalError("server closed the connection unexpectedly")
+    with (
+        mock.patch.object(batches, "_count_end", side_effect=lost),
+        mock.patch.object(connections["default"], "savepoint_rollback", side_effect=lost),
+        pytest.raises(OperationalError),
+    ):
+        # When the job's end is recorded, then the failure is raised, not swallowed
+        batch_record(batch_id=batch.pk, message_id=job.message_id, succeeded=True)
+
+    # And nothing was half-written: the job is still pending, so the retried record counts it
+    job.refresh_from_db()
+    assert job.status == BatchJob.Status.PENDING
+    assert batch_record(batch_id=batch.pk, message_id=job.message_id, succeeded=True) is True
+    batch.refresh_from_db()
+    assert (batch.status, batch.pending, batch.succeeded) == (Batch.Status.SUCCEEDED, 0, 1)
 
 
 def test_reconcile_repairs_the_counters_of_a_batch_still_running(django_capture_on_commit_callbacks):
