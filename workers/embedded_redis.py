@@ -130,7 +130,6 @@ def watch(var_dir: Path, *, grace: float = 4.5) -> None:
     seconds, within honcho's five before it kills) and only then shuts the server down.
     """
     embedded = not os.environ.get("REDIS_URL")
-    print(f"embedded Redis at {ensure_running(var_dir)}" if embedded else "using REDIS_URL", flush=True)
 
     def shut_down(signum, frame):
         # Ctrl-C reaches this process twice (SIGINT from the terminal, SIGTERM from honcho).
@@ -142,8 +141,10 @@ def watch(var_dir: Path, *, grace: float = 4.5) -> None:
             print("embedded Redis stopped" + ("" if left else f" with clients still connected after {grace} s"))
         sys.exit(0)
 
+    # The handlers come first: a stop that arrives as soon as the address is printed still stops the server.
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
+    print(f"embedded Redis at {ensure_running(var_dir)}" if embedded else "using REDIS_URL", flush=True)
     while True:
         signal.pause()
 
