@@ -18,6 +18,7 @@ from workers.cancellation import (
     release_unique_lock,
     requests,
 )
+from workers.resend import resend
 
 
 class Cancellation(Middleware):
@@ -36,7 +37,10 @@ class Cancellation(Middleware):
 
     A job that stopped itself ends with ``JobCancelled``: Retries neither retries nor
     dead-letters it. Either way a cancelled job gives back its unique lock (so that it can be
-    resumed at once, not when the lock expires) and counts as cancelled in its batch.
+    resumed at once, not when the lock expires) and counts as cancelled in its batch. If that
+    count cannot be written (the database is away), the message is sent again after
+    ``recount_delay``, to be skipped, and counted, then: nothing else would ever count it, and
+    its batch would wait for it for good.
 
     Runs on every broker: the requests live in the platform Redis (``REDIS_URL`` on RabbitMQ),
     and in process memory on the StubBroker.
@@ -44,11 +48,14 @@ class Cancellation(Middleware):
     Parameters:
       refresh_interval(float): The longest a worker trusts its set before reading what is new,
         in seconds. Defaults to one second.
+      recount_delay(int): How long before a cancelled batch job whose end could not be counted
+        comes up again, in milliseconds. Defaults to 10 seconds.
     """
 
-    def __init__(self, *, refresh_interval: float = 1.0) -> None:
+    def __init__(self, *, refresh_interval: float = 1.0, recount_delay: int = 10_000) -> None:
         self.logger = get_logger(__name__, type(self))
         self.refresh_interval = refresh_interval
+        self.recount_delay = recount_delay
         self.cancelled: dict[str, int] = {}
         self.seen = 0
         self.refreshed_at = float("-inf")
@@ -120,5 +127,10 @@ class Cancellation(Middleware):
                 batch_record(batch_id=batch_id, message_id=message.message_id, succeeded=False, cancelled=True)
             except Exception:
                 self.logger.error(
-                    "Could not count cancelled %s in batch %s.", message.message_id, batch_id, exc_info=True
+                    "Could not count cancelled %s in batch %s; it comes up again in %d ms.",
+                    message.message_id,
+                    batch_id,
+                    self.recount_delay,
+                    exc_info=True,
                 )
+                resend(broker, message, delay=self.recount_delay)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import dramatiq
 import pytest
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from tests.support.users import login_staff
-from workers.batches import batch_add, batch_open, batch_seal
+from workers import batches
+from workers.batches import batch_add, batch_open, batch_record, batch_seal
 from workers.cancellation import raise_if_cancelled, request_cancel
 from workers.models import Batch, BatchJob, DeadLetter, OperatorAction
 
@@ -82,6 +85,43 @@ def test_a_cancelled_batch_job_ends_its_place_in_the_batch(jobs, django_capture_
     )
     assert batch.progress == 1.0
     assert BatchJob.objects.get(message_id=cancelled.message_id).status == BatchJob.Status.CANCELLED
+
+
+def test_a_cancelled_batch_job_whose_end_cannot_be_written_is_counted_when_it_comes_up_again(
+    jobs, django_capture_on_commit_callbacks, caplog
+):
+    # Given a sealed batch of two jobs, one of them cancelled, and a database that refuses the
+    # cancelled job's end the first time it is written (the connection died while it was counted)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        batch = batch_open(description="two")
+        batch_add(batch, [cancellable.message("a"), cancellable.message("b")])
+        batch_seal(batch)
+    cancelled = next(job for job in jobs.enqueued(cancellable) if job.args == ("a",))
+    request_cancel(cancelled.message_id)
+    refusals = [OperationalError("server closed the connection unexpectedly")]
+
+    def record(**kwargs):
+        if kwargs.get("cancelled") and refusals:
+            raise refusals.pop()
+        return batch_record(**kwargs)
+
+    # When both come to run
+    with mock.patch.object(batches, "batch_record", side_effect=record):
+        with django_capture_on_commit_callbacks(execute=True):
+            jobs.drain()
+
+    # Then the cancelled job never ran, and its end was counted when it came up again: the batch finished
+    batch.refresh_from_db()
+    assert runs == ["b"] and not refusals
+    assert (batch.status, batch.succeeded, batch.failed, batch.cancelled, batch.pending) == (
+        Batch.Status.COMPLETE,
+        1,
+        0,
+        1,
+        0,
+    )
+    assert BatchJob.objects.get(message_id=cancelled.message_id).status == BatchJob.Status.CANCELLED
+    assert any(r.getMessage().startswith(f"Could not count cancelled {cancelled.message_id}") for r in caplog.records)
 
 
 def test_cancelling_a_batch_skips_its_waiting_jobs_and_finishes_it_cancelled(
