@@ -14,7 +14,7 @@ import logging
 from datetime import timedelta
 
 import dramatiq
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 from dramatiq import Message
@@ -84,7 +84,11 @@ def outbox_backlog() -> dict:
 def _send(rows: list[OutboxMessage], broker: dramatiq.Broker, using=None) -> int:
     """Send the rows in bulk, a chunk at a time, deleting each chunk once the broker has it.
 
-    Returns how many rows left the outbox: sent, or refused for good as oversized.
+    Returns how many rows left the outbox: sent, or refused for good as oversized. A database
+    error inside the relay's transaction is raised, not logged: that transaction cannot commit
+    any more (PostgreSQL aborts it at a failed statement, Django marks it when a savepoint
+    cannot be rolled back), and leaving it quietly would roll back the deletes of the chunks
+    sent so far while counting them as sent.
     """
     done = 0
     for chunk in chunked(rows, CHUNK_SIZE):
@@ -97,7 +101,10 @@ def _send(rows: list[OutboxMessage], broker: dramatiq.Broker, using=None) -> int
                 done += len(chunk) - len(kept)
                 chunk = kept
                 _send_chunk(chunk, broker)
-        except Exception:
+        except Exception as error:
+            connection = transaction.get_connection(using)
+            if connection.in_atomic_block and (isinstance(error, DatabaseError) or transaction.get_rollback(using)):
+                raise
             logger.warning(
                 "Could not send %d outbox message(s); the relay will send them.", len(rows) - done, exc_info=True
             )

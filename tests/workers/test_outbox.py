@@ -8,11 +8,11 @@ from unittest import mock
 
 import dramatiq
 import pytest
-from django.db import transaction
+from django.db import OperationalError, connections, transaction
 from dramatiq.brokers.redis import RedisBroker
 
 from tests.support import tasks
-from workers import queues
+from workers import dead_letters, outbox, queues
 from workers.bulk import enqueue_many
 from workers.enqueue import enqueue_on_commit
 from workers.middleware.message_size import MessageSizeLimit, MessageTooLarge
@@ -131,6 +131,39 @@ def test_an_outbox_row_over_a_lowered_limit_is_dead_lettered_and_the_rest_of_its
     assert DeadLetter.objects.get(message_id=big.message_id).reason == "oversized"
     assert not OutboxMessage.objects.exists()
     assert outbox_relay(older_than=timedelta(0)) == 0
+
+
+def test_a_connection_lost_while_the_relay_refuses_a_row_fails_the_relay_instead_of_counting_rows_sent(
+    jobs, size_limit
+):
+    # Given two rows, the second written before the limit was lowered, each sent in a chunk of its
+    # own, and a database connection that dies while the oversized one is dead-lettered (the
+    # write fails, and so does rolling back to the savepoint around it)
+    small, big = tasks.noop.message("a"), tasks.noop.message("x" * 2048)
+    OutboxMessage.objects.bulk_create(OutboxMessage(message=_as_json(message)) for message in (small, big))
+    lost = OperationalError("server closed the connection unexpectedly")
+
+    def record_refused(**kwargs):
+        with transaction.atomic():  # as get_or_create's savepoint
+            raise lost
+
+    with (
+        mock.patch.object(outbox, "CHUNK_SIZE", 1),
+        mock.patch.object(dead_letters, "record_refused", side_effect=record_refused),
+        mock.patch.object(connections["default"], "savepoint_rollback", side_effect=lost),
+        pytest.raises(OperationalError),
+    ):
+        # When the relay runs, then the failure is raised, not counted as a row sent
+        outbox_relay(older_than=timedelta(0))
+
+    # And nothing the relay wrote stayed: both rows wait for the next relay, which sends the small
+    # job again (sent at least once) and dead-letters the big one
+    assert OutboxMessage.objects.count() == 2
+    assert not DeadLetter.objects.exists()
+    assert outbox_relay(older_than=timedelta(0)) == 2
+    assert DeadLetter.objects.get(message_id=big.message_id).reason == "oversized"
+    assert not OutboxMessage.objects.exists()
+    assert {job.args for job in jobs.enqueued(tasks.noop)} == {("a",)}
 
 
 def test_a_bulk_send_with_an_oversized_message_takes_no_unique_lock(jobs, size_limit):
