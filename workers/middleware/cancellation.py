@@ -115,10 +115,6 @@ class Cancellation(Middleware):
             self.refreshed_at = time.monotonic()
 
     def _ended(self, broker: dramatiq.Broker, message) -> None:
-        try:
-            release_unique_lock(broker, message)
-        except redis.RedisError:
-            self.logger.warning("The unique lock of cancelled %s expires by itself.", message.message_id)
         batch_id = message.options.get("batch_id")
         if batch_id is not None:
             from workers.batches import batch_record  # models load after the broker is built
@@ -134,3 +130,8 @@ class Cancellation(Middleware):
                     exc_info=True,
                 )
                 resend(broker, message, delay=self.recount_delay)
+        # Given back last: a copy sent again to be counted took its own lock again, and gives it up here too.
+        try:
+            release_unique_lock(broker, message)
+        except redis.RedisError:
+            self.logger.warning("The unique lock of cancelled %s expires by itself.", message.message_id)

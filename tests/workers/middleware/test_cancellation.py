@@ -124,6 +124,24 @@ def test_a_cancelled_batch_job_whose_end_cannot_be_written_is_counted_when_it_co
     assert any(r.getMessage().startswith(f"Could not count cancelled {cancelled.message_id}") for r in caplog.records)
 
 
+def test_a_cancelled_batch_job_sent_again_to_be_counted_leaves_its_lock_free(jobs, django_capture_on_commit_callbacks):
+    # Given a batch of one unique job, cancelled, whose end the database refuses to count once
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        batch = batch_open(description="one")
+        batch_add(batch, [cancellable.message("a")])
+        batch_seal(batch)
+    request_cancel(jobs.enqueued(cancellable)[0].message_id)
+    lost = OperationalError("server closed the connection unexpectedly")
+
+    # When it comes up, and is sent again to be counted later
+    with mock.patch.object(batches, "batch_record", side_effect=lost):
+        assert jobs.run_next()
+
+    # Then the same job can be sent again at once (a resume), not dropped as the copy's duplicate
+    resumed = cancellable.send("a")
+    assert resumed.message_id in {job.message_id for job in jobs.enqueued(cancellable)}
+
+
 def test_cancelling_a_batch_skips_its_waiting_jobs_and_finishes_it_cancelled(
     client, jobs, django_capture_on_commit_callbacks
 ):
