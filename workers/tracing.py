@@ -139,11 +139,11 @@ def _exporters(environ: Mapping[str, str]) -> list:
     exporters = []
     for name in names:
         if name in {"otlp", "otlp_proto_http"}:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from workers.tracing_export import OtlpSpanExporter
 
             if environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") != "http/protobuf":
                 logger.warning("OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf is installed; spans go over it")
-            exporters.append(OTLPSpanExporter())
+            exporters.append(OtlpSpanExporter())
         elif name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
