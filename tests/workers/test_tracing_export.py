@@ -8,6 +8,7 @@ import dramatiq
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -103,4 +104,24 @@ def test_a_booted_worker_freezes_its_heap_only_while_tracing(on):
         assert (gc.get_freeze_count() > 0) is on
     finally:
         gc.unfreeze()
+        tracing.disable()
+
+
+@pytest.mark.parametrize(("sampled", "instrumented"), [("01", True), ("00", False)])
+def test_a_job_the_sampler_left_out_runs_its_calls_uninstrumented(sampled, instrumented):
+    # Given tracing on, and a job queued from a trace that was sampled, or left out
+    tracing.enable(TracerProvider())
+    middleware = Tracing()
+    message = dramatiq.Message(queue_name="default", actor_name="noop", args=(), kwargs={}, options={})
+    traceparent = f"00-{REMOTE.trace_id:032x}-{REMOTE.span_id:016x}-{sampled}"
+    message.options[tracing.TRACE_OPTION] = {"traceparent": traceparent}
+    try:
+        # When a worker runs it
+        middleware.before_process_message(dramatiq.get_broker(), message)
+        try:
+            # Then the Redis and database calls it makes go through the instrumentation only if it is traced
+            assert is_instrumentation_enabled() is instrumented
+        finally:
+            middleware.after_process_message(dramatiq.get_broker(), message)
+    finally:
         tracing.disable()

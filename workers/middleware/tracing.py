@@ -90,10 +90,11 @@ class Tracing(Middleware):
                 "job.attempt": message.options.get("retries", 0) + 1,
             },
         )
-        if span.is_recording():
-            # The calls the job makes are traced again, under its span (the thread traces nothing else);
-            # a job the sampler left out traces none, and what it queues carries its unsampled context.
-            parent = context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, False, parent)
+        # The calls the job makes are traced again, under its span (the thread traces nothing else).
+        # A job the sampler left out traces none, not even through spans made only to be dropped,
+        # also when its context came from the message rather than the thread; what it queues still
+        # carries its unsampled context.
+        parent = context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, not span.is_recording(), parent)
         self.current.job = (span, context.attach(trace.set_span_in_context(span, parent)))
 
     def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
