@@ -10,6 +10,7 @@ from django.db import connection
 from dramatiq.brokers.redis import RedisBroker
 
 from workers import queues
+from workers.dramatiq_internals.consumers import GuardedRedisBroker
 from workers.testing import Jobs, RedisServer, WorkerProcess, database_url
 
 
@@ -51,8 +52,9 @@ def redis_client(redis_url, settings) -> redis_lib.Redis:
 
 @pytest.fixture
 def redis_broker(redis_client, redis_url) -> RedisBroker:
-    """A bare RedisBroker for the test process to send messages that real workers consume."""
-    broker = RedisBroker(url=redis_url, middleware=[])
+    """A broker without middleware for the test process to send messages that real workers consume; its
+    sends ring the queues' doorbells, as the project's do."""
+    broker = GuardedRedisBroker(url=redis_url, middleware=[])
     for name in queues.names():
         broker.declare_queue(name)
     yield broker

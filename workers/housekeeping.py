@@ -85,9 +85,13 @@ def dead_workers_requeue(*, broker: dramatiq.Broker | None = None) -> int:
         prefix = acks_key(broker, worker_id.decode(), "")
         for key in client.scan_iter(match=acks_pattern(broker, worker_id=worker_id.decode()), count=1000):
             queue_name = key.decode()[len(prefix) :]
-            moved += int(script(keys=[key, queue_key(broker, queue_name), messages_key(broker, queue_name)]))
+            back = int(script(keys=[key, queue_key(broker, queue_name), messages_key(broker, queue_name)]))
+            if back and hasattr(broker, "ring"):
+                broker.ring(queue_name)  # idle workers wait for a ring, not for a look at the queue
+            moved += back
         client.zrem(heartbeats_key(broker), worker_id)
-    _prune_dead_lettered(broker, now_ms)
+    if _due(broker, "dead_lettered_prune", every=timedelta(minutes=1)):
+        _prune_dead_lettered(broker, now_ms)
     if moved:
         logger.warning("put back %d unacknowledged message(s) of dead workers", moved)
     return moved
@@ -112,6 +116,7 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     """
     # The outbox imports the bulk sender, which imports the middleware that runs this.
     from workers.batches import batches_reconcile
+    from workers.flow_parking import parked_jobs_wake
     from workers.history_prune import history_prune
     from workers.metrics_compaction import metrics_compact
     from workers.middleware.unique import unique_locks_refresh
@@ -121,6 +126,8 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     duties = {}
     if recover_dead_workers:
         duties["dead_workers_requeued"] = lambda: dead_workers_requeue(broker=broker)
+        # Jobs parked on a key whose holders died, by a worker that died too.
+        duties["parked_jobs_woken"] = lambda: parked_jobs_wake(broker)
     duties["unique_locks_refreshed"] = lambda: unique_locks_refresh(broker)
     duties["outbox_relayed"] = lambda: outbox_relay(broker=broker)
     # Counting every running batch's jobs is heavier, and only repairs what a failed write left.
@@ -143,10 +150,25 @@ def housekeeping_round(*, broker: dramatiq.Broker, recover_dead_workers: bool = 
     return done
 
 
+#: Per duty, the earliest time (monotonic) this process asks Redis again whether it is due.
+_next_ask: dict[str, float] = {}
+
+
 def _due(broker: dramatiq.Broker, duty: str, *, every: timedelta) -> bool:
-    """True at most once per ``every`` across the cluster (the StubBroker's callers run duties by hand)."""
+    """True at most once per ``every`` across the cluster (the StubBroker's callers run duties by hand).
+
+    A process that ran the duty does not ask again before ``every`` has passed: it cannot be due
+    sooner, and the rounds of an idle worker cost Redis nothing for duties not due.
+    """
     from workers.platform_redis import platform_client, platform_namespace
 
     client = platform_client(broker)
     key = f"{platform_namespace(broker)}:backoffice:housekeeping:{duty}"
-    return client is None or bool(client.set(key, 1, nx=True, px=int(every.total_seconds() * 1000)))
+    if client is None:
+        return True
+    if time.monotonic() < _next_ask.get(key, 0.0):
+        return False
+    if not client.set(key, 1, nx=True, px=int(every.total_seconds() * 1000)):
+        return False
+    _next_ask[key] = time.monotonic() + every.total_seconds()
+    return True

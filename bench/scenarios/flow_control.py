@@ -118,7 +118,7 @@ def _rows(figures: dict) -> list[list[str]]:
         [
             "idle worker: Redis commands a second (with those inside scripts)",
             f"{idle['commands_per_second']:.1f}",
-            "a few (<= 5)",
-            _verdict(idle["commands_per_second"] <= 5),
+            "a few (<= 3)",
+            _verdict(idle["commands_per_second"] <= 3),
         ],
     ]

@@ -134,3 +134,51 @@ def test_urgent_work_starts_at_once_on_its_reserved_threads_while_every_other_th
     first_end = min(run["ended"] for run in recorded(redis_url, "low"))
     assert recorded(redis_url, "urgent")[0]["started"] < first_end
     assert worker.log_lines(r"1 thread\(s\) for urgent")
+
+
+def test_a_job_over_its_limit_is_parked_and_starts_as_soon_as_a_slot_frees(start_worker, redis_broker, redis_url):
+    # Given one worker of four threads, and four jobs of one group (two at a time) that run 1 s each
+    start_worker(redis_url=redis_url, threads=4, queues=["default"])
+    for _ in range(4):
+        redis_broker.enqueue(flow_tasks.two_per_group.message("woken", "group", 1.0))
+
+    # When they have all run
+    wait_until(lambda: len(recorded(redis_url, "woken")) == 4, timeout=30, what="four runs")
+
+    # Then the two that found the group full were deferred once each, not polled back again and again
+    runs = sorted(recorded(redis_url, "woken"), key=lambda run: run["started"])
+    assert [run["deferrals"] for run in runs] == [0, 0, 1, 1]
+    # And each started as soon as a slot freed, woken by the job that gave it back
+    first_ends = sorted(run["ended"] for run in runs[:2])
+    assert all(0 <= later["started"] - end < 0.5 for later, end in zip(runs[2:], first_ends, strict=True))
+    assert largest_overlap(runs) == 2
+    assert all(run["retries"] == 0 for run in runs)
+
+
+def test_jobs_parked_behind_a_killed_workers_slots_all_run(start_worker, redis_broker, redis_url):
+    # Given a worker whose leases last 3 s holding both slots of a group with jobs of a minute
+    env = {"REDIS_HEARTBEAT_TIMEOUT_MS": "3000"}
+    doomed = start_worker(redis_url=redis_url, threads=4, env=env, queues=["default"])
+    for job in range(2):
+        redis_broker.enqueue(flow_tasks.holds_a_slot.message("parked", "group", 60, job))
+    wait_until(lambda: len(recorded(redis_url, "parked")) == 2, timeout=30, what="both slots held")
+    # And three more jobs of that group parked behind them
+    for job in range(2, 5):
+        redis_broker.enqueue(flow_tasks.holds_a_slot.message("parked", "group", 0, job))
+    wait_until(
+        lambda: len(doomed.log_lines(r"Deferred message \S+ of holds_a_slot until a slot frees")) == 3,
+        timeout=30,
+        what="three jobs parked",
+    )
+
+    # When the worker is killed and another one starts
+    doomed_pid = recorded(redis_url, "parked")[0]["pid"]
+    doomed.kill()
+    start_worker(redis_url=redis_url, threads=4, env=env, queues=["default"])
+
+    # Then every job runs there: the two it held, put back, and the three parked, none lost
+    def ran_on_survivor() -> set[int]:
+        return {run["job"] for run in recorded(redis_url, "parked") if run["pid"] != doomed_pid}
+
+    wait_until(lambda: ran_on_survivor() == {0, 1, 2, 3, 4}, timeout=60, what="all five jobs on the survivor")
+    assert all(run["retries"] == 0 for run in recorded(redis_url, "parked"))

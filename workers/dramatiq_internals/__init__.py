@@ -14,7 +14,8 @@ written for.
   back what a lost connection dropped from memory (``redis_broker``, ``redis_consumer``,
   ``held_messages``, ``rabbitmq``, and ``admission`` for what they share).
 - ``lanes``: a queue's jobs of different keys served round-robin (each key's lane, and the fetch
-  that takes the lanes in turn); the Redis broker's sends ring a doorbell its idle consumers wait on.
+  that takes the lanes in turn); the Redis broker's sends ring a doorbell its idle consumers wait on
+  (``doorbell``: one listener per worker process for all of them, which also beats for them).
 - ``holdings``: which worker holds which ack set, and whether that worker is alive.
 - ``worker``: the consumer thread's prefetch, the work queue (what waits for a thread), the
   worker's log texts, and its message loop as the in-process test harness replays it.

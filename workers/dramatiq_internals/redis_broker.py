@@ -3,6 +3,7 @@ connection dropped."""
 
 from __future__ import annotations
 
+import threading
 from uuid import uuid4
 
 import redis
@@ -11,6 +12,7 @@ from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 
 from workers.dramatiq_internals import lanes
+from workers.dramatiq_internals.doorbell import Doorbells
 from workers.dramatiq_internals.held_messages import HeldMessages
 from workers.dramatiq_internals.keys import REDIS_ID_OPTION, acks_key, heartbeats_key, messages_key, queue_key
 from workers.dramatiq_internals.lanes import LANE_OPTION, lane_prefix, rotation_key
@@ -48,9 +50,9 @@ for queue = 1, queues do
     redis.call("pexpire", doorbell, 60000)
 end
 """
-#: The longest an idle consumer waits on its doorbell, in milliseconds (at most a quarter of the
-#: heartbeat timeout, since each fetch is also the worker's heartbeat).
-IDLE_WAIT_MS = 5000
+#: The longest an idle consumer waits for its doorbell before it fetches anyway, in milliseconds
+#: (the process's listener beats for it meanwhile: ``doorbell``).
+IDLE_WAIT_MS = 120_000
 #: The longest wait once the worker is stopping, in milliseconds: its consumers must notice soon.
 STOPPING_WAIT_MS = 100
 
@@ -66,6 +68,9 @@ class GuardedRedisBroker(HeldMessages, RedisBroker):
     """Dramatiq's RedisBroker whose consumers dead-letter what they cannot decode instead of stalling,
     and take back what a consumer that lost its connection was holding."""
 
+    #: Wake-ups a queue's doorbell keeps (the flow limits' parked jobs ring it too).
+    doorbell_length = DOORBELL_LENGTH
+
     def __init__(self, *, url: str | None = None, **options) -> None:
         if url and options.get("client") is None:
             # redis-py waits for ever by default: a connection left half-open by a network fault
@@ -77,6 +82,8 @@ class GuardedRedisBroker(HeldMessages, RedisBroker):
         self.send_script = self.client.register_script(SEND)
         self.fetch_script = self.client.register_script(lanes.FETCH)
         self.stopping = False
+        self.doorbells: Doorbells | None = None
+        self.doorbells_mutex = threading.Lock()
         #: Per queue: the Redis ids handed to the worker and not yet acknowledged, shared by
         #: every consumer the worker makes of that queue in turn.
         self.outstanding: dict[str, set[str]] = {}
@@ -161,9 +168,9 @@ class GuardedRedisBroker(HeldMessages, RedisBroker):
         args = [min(count, self._max_unpack_size()), lane_prefix(self.namespace, queue_name), current_millis()]
         return self.fetch_script(keys=keys, args=[*args, self.broker_id])
 
-    # A consumer with nothing to fetch waits on its queue's doorbell (BLPOP) rather than sleeping,
-    # and each send rings it, so an idle worker starts a job as soon as it is sent (or falls due)
-    # while asking Redis only about once per worker timeout.
+    # A consumer with nothing to fetch waits for its queue's doorbell (``doorbell.Doorbells``: one
+    # BLPOP per process for all its idle consumers) rather than sleeping, and each send rings it, so
+    # an idle worker starts a job as soon as it is sent (or falls due).
     def doorbell_key(self, queue_name: str) -> str:
         return f"{self.namespace}:__doorbell__.{queue_name}"
 
@@ -182,27 +189,20 @@ class GuardedRedisBroker(HeldMessages, RedisBroker):
     @property
     def idle_wait_ms(self) -> int:
         """The longest an idle consumer of this broker waits before it fetches again, in milliseconds."""
-        return STOPPING_WAIT_MS if self.stopping else min(IDLE_WAIT_MS, self.heartbeat_timeout // 4)
+        return STOPPING_WAIT_MS if self.stopping else IDLE_WAIT_MS
 
     def wait_for_ring(self, queue_name: str, timeout_ms: int) -> None:
         """Wait until ``queue_name`` is rung or ``timeout_ms`` milliseconds have passed."""
-        timeout_ms = min(timeout_ms, self.idle_wait_ms)
-        self.client.blpop([self.doorbell_key(queue_name)], timeout=max(0.01, timeout_ms / 1000))
+        with self.doorbells_mutex:
+            if self.doorbells is None:
+                self.doorbells = Doorbells(self)
+        self.doorbells.wait(queue_name, min(timeout_ms, self.idle_wait_ms))
 
     def emit_before(self, signal: str, *args, **kwargs) -> None:
-        # A stopping worker joins its consumer threads: those waiting on a doorbell are woken (a
-        # doorbell rung in full wakes every consumer waiting on it, here or elsewhere, for one
-        # needless fetch), and from now on wait only briefly.
+        # A stopping worker joins its consumer threads: those waiting for a doorbell are woken, and
+        # from now on wait only briefly.
         if signal == "worker_shutdown":
             self.stopping = True
-            pipe = self.client.pipeline(transaction=False)
-            for queue_name in self.queues:
-                for name in (queue_name, dq_name(queue_name)):
-                    pipe.lpush(self.doorbell_key(name), *[1] * DOORBELL_LENGTH)
-                    pipe.ltrim(self.doorbell_key(name), 0, DOORBELL_LENGTH - 1)
-                    pipe.pexpire(self.doorbell_key(name), 60_000)
-            try:
-                pipe.execute()
-            except redis.RedisError:
-                pass
+            if self.doorbells is not None:
+                self.doorbells.stop()
         super().emit_before(signal, *args, **kwargs)

@@ -10,7 +10,7 @@ import redis
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import _RedisConsumer
-from dramatiq.common import compute_backoff, current_millis, q_name
+from dramatiq.common import current_millis, q_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.logging import get_logger
 
@@ -77,10 +77,13 @@ class GuardedRedisConsumer(_RedisConsumer):
     def requeue(self, messages):
         # Called as the consumer closes, often because Redis is away: what cannot go back now
         # stays in the ack set, and the next consumer of this queue takes it back as an orphan.
+        messages = list(messages)
         try:
             super().requeue(messages)
         except CONNECTION_LOST as error:
             raise ConnectionClosed(error) from None
+        if messages:
+            self.broker.ring(self.queue_name)  # for another worker's idle consumer
 
     def _take_back_orphans(self) -> None:
         # Still held: messages handed to the worker threads (they will be acknowledged through
@@ -160,9 +163,8 @@ class GuardedRedisConsumer(_RedisConsumer):
                     else:  # a delay queue has no lanes
                         self.message_cache = messages = self.broker.do_fetch(self.queue_name, wanted)
                 if not messages:
-                    self.misses, backoff_ms = compute_backoff(
-                        self.misses, max_backoff=max(self.timeout, self.broker.idle_wait_ms)
-                    )
+                    # A send rings the doorbell: the wait is for a ring, not a back-off that polls.
+                    backoff_ms = self.broker.idle_wait_ms
                     # A delay queue's consumer thread moves a delayed message when it falls due only
                     # between two fetches: it sleeps no longer than that, so a deferred job is not late.
                     eta = next_delayed_eta(threading.current_thread())

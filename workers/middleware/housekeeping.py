@@ -78,10 +78,10 @@ class Housekeeping(Middleware):
 
         client = platform_client(broker)
         now = time.monotonic()
-        client.ping()
+        leads = client.set(key, owner, nx=True, px=int(self.interval * 1000 * 0.9))  # it answers: Redis is there
         if self.reachable_since is None:
             self.reachable_since = now
-        if not client.set(key, owner, nx=True, px=int(self.interval * 1000 * 0.9)):
+        if not leads:
             return
         self._bound_statements()
         done = housekeeping_round(broker=broker, recover_dead_workers=now - self.reachable_since >= self.settle)

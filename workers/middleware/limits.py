@@ -11,11 +11,11 @@ its jobs (a string names one limit for every actor that names it)::
     def import_data(import_id): ...
 
 When a worker thread picks a limited job, one Redis script (``workers.flow_limits``) takes
-every lease and start the job needs, or none. A job over a limit is not run and spends no
-retry: it is sent again with a computed delay (through ``workers.resend``, which never loses
-it) and skipped, so the broker acknowledges the copy it held. While it waits it sits in the
-broker's delay queue, holding no worker thread, and the wait is computed rather than polled:
-until a slot is expected to free or the rate window opens, behind the key's other waiting jobs.
+every lease and start the job needs, or none. A job over a limit is not run, spends no retry
+and holds no worker thread while it waits. On the Redis broker a job over concurrency limits
+only is parked on its key and woken as soon as a slot frees (``workers.flow_parking``); any
+other is sent again with a computed delay (through ``workers.resend``, which never loses it):
+until the rate window opens or a slot should free, behind the key's other waiting jobs.
 
 Fair shares between keys within a queue: on the Redis broker each job of an actor limited by
 a key function is sent to its key's lane, and consumers take the lanes round-robin (turn about
@@ -52,9 +52,11 @@ from dramatiq.middleware import Middleware, MiddlewareError, SkipMessage
 
 from workers.dramatiq_internals.lanes import LANE_OPTION
 from workers.flow_limit_options import CONCURRENCY, RATE, Limit, parse_limits
-from workers.flow_limits import FlowStore
+from workers.flow_limits import IDLE_TTL_MS, FlowStore
+from workers.flow_parking import Sweeps, park_message
 from workers.platform_redis import platform_client, platform_namespace
 from workers.resend import resend
+from workers.uniqueness import KEY_OPTION as UNIQUE_KEY_OPTION
 
 DEFERRALS_OPTION = "flow_deferrals"
 KEYS_OPTION = "flow_keys"
@@ -78,6 +80,7 @@ class FlowControl(Middleware):
         self.held: dict[str, tuple[str, list[str]]] = {}
         #: Ids of the messages this process is deferring (the job history does not count them as runs).
         self.deferring: set[str] = set()
+        self.sweeps = Sweeps()
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
 
@@ -102,7 +105,11 @@ class FlowControl(Middleware):
             if self._store is None:
                 client = platform_client(broker)
                 if client is not None:
-                    self._store = FlowStore(client, prefix=f"{platform_namespace(broker)}:backoffice:flow")
+                    # Jobs are parked where the broker's own sends can reach them: on the Redis broker.
+                    length = getattr(broker, "doorbell_length", 0)
+                    namespace = platform_namespace(broker) if length else ""
+                    prefix = f"{platform_namespace(broker)}:backoffice:flow"
+                    self._store = FlowStore(client, prefix=prefix, namespace=namespace, doorbell_length=length)
             return self._store
 
     def ttl(self, broker) -> int:
@@ -142,18 +149,27 @@ class FlowControl(Middleware):
         keys = self._keys(limits, message)
         bases = [store.base_key(limit, message.actor_name, key) for limit, key in zip(limits, keys, strict=True)]
         member = f"{message.message_id}@{getattr(broker, 'broker_id', '')}"
-        wait = store.acquire(
-            member,
-            list(zip(limits, keys, bases, strict=True)),
-            ttl_ms=self.ttl(broker),
-            actor_name=message.actor_name,
-        )
-        if wait == 0:
-            held = [base for limit, base in zip(limits, bases, strict=True) if limit.kind == CONCURRENCY]
-            if held:
-                self.held[message.message_id] = (member, held)
-            return
         deferrals = int(message.options.get(DEFERRALS_OPTION, 0)) + 1
+        # A job carrying a unique lock is deferred through the delay queue, where the lock's refresh finds it.
+        can_park = store.parked is not None and UNIQUE_KEY_OPTION not in message.options
+        for attempt in range(3):
+            wait, park = store.acquire(
+                member,
+                list(zip(limits, keys, bases, strict=True)),
+                ttl_ms=self.ttl(broker),
+                actor_name=message.actor_name,
+                can_park=can_park and attempt < 2,
+            )
+            if wait == 0:
+                held = [base for limit, base in zip(limits, bases, strict=True) if limit.kind == CONCURRENCY]
+                if held:
+                    self.held[message.message_id] = (member, held)
+                return
+            if not park:
+                break
+            if self._park(broker, store, message, limits[park - 1].n, bases[park - 1], deferrals, keys):
+                self.deferring.add(message.message_id)
+                raise SkipMessage(f"{message.actor_name}: over its concurrency limit, parked until a slot frees")
         self.logger.info(
             "Deferred message %s of %s by %d ms (deferral %d): over its limit for %s.",
             message.message_id,
@@ -173,6 +189,22 @@ class FlowControl(Middleware):
         """A deferred job is done with here; one a later middleware skipped gives back its leases."""
         self.deferring.discard(message.message_id)
         self._release(broker, message)
+
+    def _park(self, broker, store: FlowStore, message, n: int, base: str, deferrals: int, keys: list[str]) -> bool:
+        """Park the job on the full key ``base`` (``workers.flow_parking``); False if a slot was free after all."""
+        options = {DEFERRALS_OPTION: deferrals, KEYS_OPTION: keys}
+        due = park_message(broker, store.parked, message, n=n, base=base, options=options, idle_ms=IDLE_TTL_MS)
+        if due is None:
+            return False
+        self.logger.info(
+            "Deferred message %s of %s until a slot frees (deferral %d): over its concurrency limit for %s.",
+            message.message_id,
+            message.actor_name,
+            deferrals,
+            ", ".join(keys),
+        )
+        self.sweeps.note(base, due)
+        return True
 
     def is_deferring(self, message) -> bool:
         return message.message_id in self.deferring
@@ -203,6 +235,7 @@ class FlowControl(Middleware):
     def _renewing(self, broker) -> None:
         interval = min(self.renew_interval, self.ttl(broker) / 3000)
         while not self.stopped.wait(interval):
+            self.sweeps.run(self.store(broker).parked, self.logger)
             held = dict(self.held.values())
             if not held:
                 continue

@@ -5,8 +5,11 @@ the scheduler) beats there too, so they count everything connected to the broker
 
 Recording costs a job nothing over the network: the worker threads only note in this process's
 memory which job they start and finish; a thread of the middleware's own publishes that, with
-the jobs the worker holds waiting, in one pipeline every ``INTERVAL`` seconds, to a hash per
-worker process that expires unless renewed. The console's pages read those hashes only.
+the jobs the worker holds waiting, to a key per worker process that expires unless renewed.
+Every ``INTERVAL`` seconds it stamps the process's name in a sorted set (which says who is
+alive, and when each last beat), and writes the state again only when it changed, or every
+``REWRITE_BEATS`` beats so that it outlives no live worker: an idle worker costs one command a
+beat. The console's pages read those keys only.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from workers.platform_redis import platform_client, platform_namespace
 
 #: Seconds between two beats of a worker process; one unheard for three beats counts as gone.
 INTERVAL = 2.0
+#: An unchanged state is written again every this many beats (it expires after twice as many).
+REWRITE_BEATS = 5
 #: The most waiting jobs a worker lists in its state (it says how many there are in all).
 WAITING_LISTED = 100
 
@@ -57,11 +62,15 @@ def worker_states(broker: dramatiq.Broker) -> list[dict]:
     if client is None:
         return []
     now_ms = int(time.time() * 1000)
-    names = [name.decode() for name in client.zrangebyscore(presence_key(broker), now_ms - 3 * INTERVAL * 1000, "+inf")]
+    beats = client.zrangebyscore(presence_key(broker), now_ms - 3 * INTERVAL * 1000, "+inf", withscores=True)
     pipe = client.pipeline(transaction=False)
-    for name in names:
-        pipe.get(state_key(broker, name))
-    return sorted((json.loads(raw) for raw in pipe.execute() if raw), key=lambda state: (state["host"], state["pid"]))
+    for name, _beat in beats:
+        pipe.get(state_key(broker, name.decode()))
+    states = []
+    for (_name, beat), raw in zip(beats, pipe.execute(), strict=True):
+        if raw:
+            states.append({**json.loads(raw), "beat_at": beat / 1000})  # the last beat, not the last write
+    return sorted(states, key=lambda state: (state["host"], state["pid"]))
 
 
 def running_by_queue(broker: dramatiq.Broker) -> Counter | None:
@@ -73,8 +82,8 @@ def running_by_queue(broker: dramatiq.Broker) -> Counter | None:
 
 class WorkerPresence(Middleware):
     """Each worker process writes its name and the time to a sorted set, and its state (host, pid,
-    queues, threads, Dramatiq worker id, running and waiting jobs, jobs done) to a key that
-    expires after three beats, every ``INTERVAL`` seconds from a thread of its own; it removes
+    queues, threads, Dramatiq worker id, running and waiting jobs, jobs done) to a key when it
+    changed, every ``INTERVAL`` seconds from a thread of its own; it removes
     both when it shuts down. On the StubBroker it does nothing. A beat that fails is logged once
     per outage (a warning with the error), and the first beat that succeeds again says so."""
 
@@ -90,6 +99,9 @@ class WorkerPresence(Middleware):
         #: Message id -> the job a worker thread runs now; written by the worker threads only.
         self.running: dict[str, dict] = {}
         self.done = 0
+        self.beats = 0
+        self.published: str | None = None
+        self.published_beat = 0
 
     def after_worker_boot(self, broker, worker) -> None:
         if platform_client(broker) is None:
@@ -163,7 +175,6 @@ class WorkerPresence(Middleware):
             "queues": consumed_queues(self.worker) if self.worker is not None else [],
             "threads": getattr(self.worker, "worker_threads", 0),
             "started_at": self.started_at,
-            "beat_at": time.time(),
             "done": self.done,
             "running": list(self.running.values()),
             "waiting_count": len(waiting),
@@ -180,11 +191,18 @@ class WorkerPresence(Middleware):
 
     def _beat(self, broker) -> None:
         now_ms = int(time.time() * 1000)
-        pipe = platform_client(broker).pipeline()
+        state = json.dumps(self._state(broker))
+        self.beats += 1
+        pipe = platform_client(broker).pipeline(transaction=False)
         pipe.zadd(presence_key(broker), {self.name: now_ms})
-        pipe.zremrangebyscore(presence_key(broker), "-inf", now_ms - int(10 * INTERVAL * 1000))
-        pipe.set(state_key(broker, self.name), json.dumps(self._state(broker)), px=int(3 * INTERVAL * 1000))
+        if self.beats % (2 * REWRITE_BEATS) == 1:
+            pipe.zremrangebyscore(presence_key(broker), "-inf", now_ms - int(10 * INTERVAL * 1000))
+        rewrite = state != self.published or self.beats - self.published_beat >= REWRITE_BEATS
+        if rewrite:
+            pipe.set(state_key(broker, self.name), state, px=int(2 * REWRITE_BEATS * INTERVAL * 1000))
         pipe.execute()
+        if rewrite:
+            self.published, self.published_beat = state, self.beats
 
 
 def as_datetime(timestamp: float) -> datetime:

@@ -1,0 +1,60 @@
+"""The doorbells of a worker's idle consumers: one listener wakes the consumer rung, beats, and finds unrung work."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from workers.dramatiq_internals.consumers import GuardedRedisBroker
+from workers.dramatiq_internals.doorbell import Doorbells
+from workers.dramatiq_internals.keys import heartbeats_key, queue_key
+from workers.testing import wait_until
+
+pytestmark = pytest.mark.delivery
+
+
+def waiting(bells: Doorbells, names: list[str], woken: dict[str, bool]) -> list[threading.Thread]:
+    """A thread per queue, each waiting (as an idle consumer does) until its queue rings."""
+    threads = [threading.Thread(target=lambda n=name: woken.update({n: bells.wait(n, 20_000)})) for name in names]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: bells.listening == frozenset(names), timeout=5, what="the listener to hear every queue")
+    return threads
+
+
+def test_a_send_wakes_the_idle_consumer_of_its_queue_and_no_other(redis_client, redis_url):
+    # Given a worker's broker whose consumers of default and low are idle
+    broker = GuardedRedisBroker(url=redis_url, middleware=[])
+    bells, woken = Doorbells(broker), {}
+    default, low = waiting(bells, ["default", "low"], woken)
+
+    # When a message is sent to default
+    broker.send_messages({"default": [("id-1", b"{}", "")]})
+
+    # Then default's consumer wakes, rung, and low's still waits
+    default.join(5)
+    assert woken == {"default": True}
+    # And the listener wrote the worker's heartbeat meanwhile
+    assert redis_client.zscore(heartbeats_key(broker), broker.broker_id) is not None
+
+    # When the worker stops, low's consumer wakes at once too
+    bells.stop()
+    low.join(5)
+    assert woken == {"default": True, "low": True}
+
+
+def test_work_a_sender_did_not_ring_for_is_found(redis_client, redis_url, monkeypatch):
+    # Given an idle consumer of default, and a listener that looks at its queue every 200 ms
+    monkeypatch.setattr("workers.dramatiq_internals.doorbell.CHECK_MS", 200)
+    broker = GuardedRedisBroker(url=redis_url, middleware=[])
+    bells, woken = Doorbells(broker), {}
+    (default,) = waiting(bells, ["default"], woken)
+
+    # When an id lands on its queue without a ring (as Dramatiq's own broker sends)
+    redis_client.rpush(queue_key(broker, "default"), "id-1")
+
+    # Then the consumer is woken to fetch it
+    default.join(5)
+    assert woken == {"default": True}
+    bells.stop()
