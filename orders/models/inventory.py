@@ -15,6 +15,16 @@ class InventoryAudit(models.Model):
 
     An order's reservations and releases are keyed by order, round and product: an order may
     reserve again after its stock was released (re-processed after a restock, a payment retried).
+
+    Imports write one row per product whose stock they change, tens of thousands a chunk, so the
+    table carries only the indexes its readers use: the product's (its audits, the admin's
+    search), the order's with the reason (an order's reservations and releases), and the unique
+    key; the last two are partial, as most rows (every import's) have no order and no key.
+    Neither the product nor the order is a foreign key in the database, which would queue a
+    check of every row (NULL orders included) for the commit, and cost an import about as much
+    as writing the rows: both are PROTECTed by the ORM and never deleted (a shop cancels an
+    order, it does not delete it), and every audit is written with the product it changes,
+    under that product's lock or in the statement that writes it, and with its order locked.
     """
 
     class Reason(models.TextChoices):
@@ -24,14 +34,35 @@ class InventoryAudit(models.Model):
         RESTOCK = "restock"
         IMPORT = "import"
 
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="audits")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="audits", db_constraint=False)
     change = models.IntegerField()
     stock_after = models.IntegerField()
-    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.PROTECT, related_name="audits")
+    order = models.ForeignKey(
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="audits",
+        db_index=False,
+        db_constraint=False,
+    )
     reason = models.CharField(max_length=40, choices=Reason.choices)
     note = models.CharField(max_length=200, blank=True)
-    idempotency_key = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    # NULL, not "", for no key: the unique index leaves out the rows that have none.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     processed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["order", "reason"], condition=Q(order__isnull=False), name="audit_order_reason"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="audit_idempotency_key_unique",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.product_id} {self.change:+d} ({self.reason})"

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders.models import Import, ImportRowError, Product
+from orders.models import Import, ImportRowError, InventoryAudit, Product
 from orders.services import import_chunk_commit
 from orders.services.imports import import_fail, import_run
 from tests.orders.factories import make_import, make_product, products_csv
@@ -361,6 +361,15 @@ def test_a_crash_mid_import_resumes_after_the_last_committed_chunk_and_counts_no
     ]
     assert Product.objects.get(sku="SKU-2").name == "Old"
     assert Product.objects.count() == 6
+    # and the chunk that died left no audit row: each product has one, its whole stock
+    audits = InventoryAudit.objects.filter(reason="import")
+    assert sorted(audits.values_list("product__sku", "change", "stock_after")) == [
+        ("SKU-1", 1, 1),
+        ("SKU-3", 3, 3),
+        ("SKU-4", 4, 4),
+        ("SKU-5", 5, 5),
+        ("SKU-7", 7, 7),
+    ]
 
 
 def test_a_completed_import_run_again_changes_nothing():

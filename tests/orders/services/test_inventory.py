@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from orders.errors import InvalidRequest, OutOfStock
 from orders.models import InventoryAudit, OrderItem, Product
@@ -62,3 +63,23 @@ def test_the_database_itself_refuses_negative_stock_and_non_positive_quantities(
     order = make_order(items=[])
     with pytest.raises(IntegrityError), transaction.atomic():
         OrderItem.objects.create(order=order, product=product, quantity=-2, unit_price=product.price)
+
+
+def test_the_database_refuses_a_repeated_audit_key_and_takes_any_number_of_audits_without_one():
+    product = make_product(stock=0)
+    InventoryAudit.objects.create(product=product, change=1, stock_after=1, reason="restock", idempotency_key="k1")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InventoryAudit.objects.create(product=product, change=1, stock_after=2, reason="restock", idempotency_key="k1")
+    InventoryAudit.objects.bulk_create(
+        InventoryAudit(product=product, change=1, stock_after=2 + n, reason="import") for n in range(3)
+    )
+    assert InventoryAudit.objects.filter(idempotency_key=None).count() == 3
+
+
+def test_an_audited_product_cannot_be_deleted():
+    # The audit's product is kept by the ORM, not by a foreign key in the database
+    product = make_product(stock=0)
+    inventory_adjust(product_id=product.pk, change=2, reason="restock")
+    with pytest.raises(ProtectedError):
+        product.delete()
+    assert Product.objects.filter(pk=product.pk).exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 
 from orders.models import InventoryAudit, Product
@@ -81,3 +82,25 @@ def test_every_stock_change_gets_an_import_audit_and_stock_equals_the_sum_of_its
     assert {sku: sums.get(sku, 0) for sku in ("MUG-1", "CUP-1", "LAMP-1")} == dict(
         Product.objects.values_list("sku", "stock")
     )
+
+
+def test_rows_that_change_nothing_count_as_updated_and_write_no_audit():
+    # Given products imported once
+    rows = [ProductRow("MUG-1", "Mug", Decimal("2.00"), 5), ProductRow("CUP-1", "Cup", Decimal("1.00"), 3)]
+    products_upsert(rows, note="import #1")
+    written = dict(Product.objects.values_list("sku", "updated_at"))
+
+    # When the same rows come again, but for the cup's new name
+    created, updated = products_upsert([rows[0], ProductRow("CUP-1", "Tea cup", Decimal("1.00"), 3)], note="import #2")
+
+    # Then both count as updated, the cup is renamed, and neither stock change is audited twice
+    assert (created, updated) == (0, 2)
+    assert Product.objects.get(sku="CUP-1").name == "Tea cup"
+    assert sorted(InventoryAudit.objects.values_list("product__sku", "change", "note")) == [
+        ("CUP-1", 3, "import #1"),
+        ("MUG-1", 5, "import #1"),
+    ]
+    if connection.vendor == "postgresql":
+        # and PostgreSQL leaves the unchanged mug as it was, not written again
+        assert Product.objects.get(sku="MUG-1").updated_at == written["MUG-1"]
+        assert Product.objects.get(sku="CUP-1").updated_at > written["CUP-1"]
