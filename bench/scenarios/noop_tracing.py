@@ -25,16 +25,20 @@ and with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at a local OTLP/HTTP receiver
 counts its spans): tracing every job; the same without the Redis instrumentation
 (`OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=redis`); and sampling one trace in ten
 (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `OTEL_TRACES_SAMPLER_ARG=0.1`). A traced job
-is a CONSUMER span with its Redis call (the bench's counter) as a child span, batched and sent
-as protobuf over HTTP by the SDK's BatchSpanProcessor (default settings: every 5 s or 512
-spans); the worker's own Redis polling and per-job bookkeeping are not traced. Runs take turns;
-figures are medians of {repeat} runs. Database: {database}.
+is a CONSUMER span with its Redis call (the bench's counter) as a child span, batched by the
+SDK's BatchSpanProcessor (default settings: every 5 s or 512 spans) and sent as protobuf over
+HTTP by the workers' exporter (`workers/tracing_export.py`); the worker's own Redis polling and
+per-job bookkeeping are not traced. Runs take turns; figures are medians of {repeat} runs.
+Database: {database}.
 
 Read these as rough: on this shared 2-core machine, with other work running, a system's figures
 move from run to run by about as much as the effects measured (see each run), and in earlier
 runs of this scenario tracing off even came out slower than on while spending less CPU per job.
-What tracing costs a worker is its spans, about 100 us of CPU each with the Python SDK (made,
-batched, encoded and sent): a no-op job traced whole, with its one Redis call, pays for two."""
+What tracing costs a worker is its spans: with the Python SDK about 45 us of CPU to make each
+(the job's, and the Redis instrumentation's for its call), then about 18 us to write it out
+(a quarter of what the SDK's own encoder takes), and the garbage collections the spans waiting for
+their batch bring on (cheap, as the worker freezes its booted heap). A no-op job traced whole,
+with its one Redis call, pays for two; the platform's own Redis calls make none."""
 
 SYSTEMS = (
     ProjectStack("off", "tracing off", "bench.app.tasks", django=True),
