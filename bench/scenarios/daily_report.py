@@ -173,7 +173,7 @@ def _report(options: Options, orders: int, day: date, queries: list[dict], backf
     )
     body = "\n\n".join(
         [
-            f"## daily_report: the daily report in {orders:,} orders over a year ({database.split(' ')[0]})",
+            f"## daily_report: the daily report in {orders:,} orders over a year ({database.split()[0].rstrip(',')})",
             f"The day measured: {day.isoformat()}. Both gave the same figures: {'yes' if same else 'NO'}.",
             report.table(day_headers, day_rows, markdown=True),
             report.table(target_headers, targets, markdown=True),
