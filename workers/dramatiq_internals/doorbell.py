@@ -5,8 +5,8 @@ with nothing to fetch does not ask Redis itself: it waits in memory (``wait``) a
 process's one listener thread blocks (``BLPOP``) on the doorbells of every idle consumer at once
 and wakes the one whose queue rang, so a job sent to an idle worker starts at once. A consumer
 that falls idle makes the listener listen again (a push to the process's own doorbell) only if
-its queue was not among those listened to; a ring for a consumer that is no longer idle is kept
-for its next wait, which returns at once (one needless fetch, never a lost one).
+its queue was not among those listened to; a ring heard for a consumer that is no longer idle is
+given back to the queue's doorbell, for the next idle consumer of any process.
 
 Because idle consumers no longer fetch, the listener writes the worker's Dramatiq heartbeat
 (which each fetch also writes) every third of the heartbeat timeout at most 5 s apart, and,
@@ -102,7 +102,7 @@ class Doorbells:
                 if popped is not None:
                     key = popped[0].decode()
                     if key != self.own_key:
-                        self._wake([key[len(prefix) :]])
+                        self._heard(key, key[len(prefix) :])
             except Exception as error:  # noqa: BLE001 - the heartbeat must outlive any one failure
                 self.logger.warning("Doorbells unheard for a moment: %s: %s", type(error).__name__, error)
                 self._wake(list(self.rung))  # each consumer fetches, and meets the outage itself
@@ -115,6 +115,20 @@ class Doorbells:
             client.delete(self.own_key)
         except redis.RedisError:
             pass
+
+    def _heard(self, key: str, queue_name: str) -> None:
+        """Wake the consumer rung for; if it stopped waiting meanwhile, give the ring back.
+
+        A ring is one entry every listener of the queue competes for. Kept here for a consumer
+        that is busy, it would leave another process's idle consumer asleep while the job waits
+        for this one to come round; given back, the next idle listener takes it.
+        """
+        with self.mutex:
+            idle = queue_name in self.idle
+        if idle:
+            self._wake([queue_name])
+        else:
+            self.broker.client.pipeline(transaction=False).lpush(key, 1).pexpire(key, 60_000).execute()
 
     def _check(self, queue_names: list[str]) -> None:
         """Wake the idle consumers whose queue holds work no ring announced."""

@@ -58,3 +58,19 @@ def test_work_a_sender_did_not_ring_for_is_found(redis_client, redis_url, monkey
     default.join(5)
     assert woken == {"default": True}
     bells.stop()
+
+
+def test_a_ring_heard_for_a_consumer_that_went_busy_wakes_another_process(redis_client, redis_url):
+    # Given two worker processes: in the second, the consumer of default waits idle
+    first, second = (GuardedRedisBroker(url=redis_url, middleware=[]) for _ in range(2))
+    first_bells, second_bells, woken = Doorbells(first), Doorbells(second), {}
+    (default,) = waiting(second_bells, ["default"], woken)
+
+    # When the first process's listener takes default's ring just as its own consumer went busy
+    first_bells._heard(first.doorbell_key("default"), "default")
+
+    # Then the ring goes back to the queue, and the idle consumer of the second process wakes
+    default.join(5)
+    assert woken == {"default": True}
+    second_bells.stop()
+    first_bells.stop()
