@@ -80,6 +80,11 @@ def _mirror_change(broker: dramatiq.Broker, name: str, *, paused: bool) -> None:
         # The row is written; workers compare the set with the table every RESYNC seconds.
         state = "paused" if paused else "resumed"
         logger.warning("Could not tell workers that queue %s is %s; they compare with the table soon.", name, state)
+        return
+    # Idle consumers wait for a ring, not a clock: wake them so that they see the change now.
+    ring = getattr(broker, "ring", None)
+    if ring is not None:
+        ring(name, times=broker.doorbell_length)
 
 
 class PausedQueues:

@@ -174,11 +174,11 @@ class GuardedRedisBroker(HeldMessages, RedisBroker):
     def doorbell_key(self, queue_name: str) -> str:
         return f"{self.namespace}:__doorbell__.{queue_name}"
 
-    def ring(self, queue_name: str) -> None:
-        """Wake one consumer waiting for ``queue_name``; a lost ring only costs that consumer its backoff."""
+    def ring(self, queue_name: str, times: int = 1) -> None:
+        """Wake ``times`` consumers waiting for ``queue_name``; a lost ring only costs a consumer its backoff."""
         key = self.doorbell_key(queue_name)
         pipe = self.client.pipeline(transaction=False)
-        pipe.lpush(key, 1)
+        pipe.lpush(key, *[1] * min(times, DOORBELL_LENGTH))
         pipe.ltrim(key, 0, DOORBELL_LENGTH - 1)
         pipe.pexpire(key, 60_000)
         try:

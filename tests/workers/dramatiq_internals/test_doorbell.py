@@ -9,6 +9,7 @@ import pytest
 from workers.dramatiq_internals.consumers import GuardedRedisBroker
 from workers.dramatiq_internals.doorbell import Doorbells
 from workers.dramatiq_internals.keys import heartbeats_key, queue_key
+from workers.pauses import pause_queue
 from workers.testing import wait_until
 
 pytestmark = pytest.mark.delivery
@@ -74,3 +75,18 @@ def test_a_ring_heard_for_a_consumer_that_went_busy_wakes_another_process(redis_
     assert woken == {"default": True}
     second_bells.stop()
     first_bells.stop()
+
+
+@pytest.mark.django_db
+def test_pausing_a_queue_wakes_its_idle_consumer_to_see_it(redis_client, redis_url, django_capture_on_commit_callbacks):
+    # Given a worker whose consumer of low waits idle for a ring
+    broker = GuardedRedisBroker(url=redis_url, middleware=[])
+    bells, woken = Doorbells(broker), {}
+    (low,) = waiting(bells, ["low"], woken)
+
+    # When staff pause the queue, then the consumer wakes at once to see it, not at its next look
+    with django_capture_on_commit_callbacks(execute=True):
+        pause_queue("low", username="ops", broker=broker)
+    low.join(5)
+    assert woken == {"low": True}
+    bells.stop()
