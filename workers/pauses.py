@@ -107,6 +107,10 @@ class PausedQueues:
             self._read()
         return queue_name in self.names
 
+    def stale(self) -> None:
+        """Read the set afresh at the next look (a doorbell rang: it may announce a pause)."""
+        self.read_at = float("-inf")
+
     def _read(self) -> None:
         with self.mutex:
             if time.monotonic() - self.read_at < REFRESH:

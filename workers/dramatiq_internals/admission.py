@@ -23,6 +23,13 @@ def is_paused(broker, queue_name: str) -> bool:
     return q_name(queue_name) == queue_name and queue_name in paused_view(broker)
 
 
+def pauses_reread(broker) -> None:
+    """Make the next ``is_paused`` read the paused queues afresh, not from the copy kept for a second."""
+    from workers.pauses import paused_view  # models load after the broker is built
+
+    paused_view(broker).stale()
+
+
 def check_queue(message: Message, queue_name: str) -> None:
     """Raise ``MalformedMessage`` unless the message names the queue it was read from.
 

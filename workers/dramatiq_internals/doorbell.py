@@ -24,6 +24,7 @@ import time
 import redis
 from dramatiq.logging import get_logger
 
+from workers.dramatiq_internals.admission import pauses_reread
 from workers.dramatiq_internals.keys import heartbeats_key, queue_key
 
 #: How often the listener looks for work no ring announced, in milliseconds.
@@ -126,6 +127,9 @@ class Doorbells:
         with self.mutex:
             idle = queue_name in self.idle
         if idle:
+            # A pause rings too, right after it is written: the woken consumer must not judge it
+            # by the paused queues its process read a moment before.
+            pauses_reread(self.broker)
             self._wake([queue_name])
         else:
             self.broker.client.pipeline(transaction=False).lpush(key, 1).pexpire(key, 60_000).execute()

@@ -9,7 +9,7 @@ import pytest
 from workers.dramatiq_internals.consumers import GuardedRedisBroker
 from workers.dramatiq_internals.doorbell import Doorbells
 from workers.dramatiq_internals.keys import heartbeats_key, queue_key
-from workers.pauses import pause_queue
+from workers.pauses import pause_queue, paused_view
 from workers.testing import wait_until
 
 pytestmark = pytest.mark.delivery
@@ -77,16 +77,30 @@ def test_a_ring_heard_for_a_consumer_that_went_busy_wakes_another_process(redis_
     first_bells.stop()
 
 
-@pytest.mark.django_db
+def seen_paused(broker: GuardedRedisBroker, queue_name: str) -> bool:
+    """Whether a consumer thread of the worker would take ``queue_name`` for paused now."""
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(queue_name in paused_view(broker)))
+    thread.start()
+    thread.join(5)
+    return seen[0]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_pausing_a_queue_wakes_its_idle_consumer_to_see_it(redis_client, redis_url, django_capture_on_commit_callbacks):
     # Given a worker whose consumer of low waits idle for a ring
     broker = GuardedRedisBroker(url=redis_url, middleware=[])
     bells, woken = Doorbells(broker), {}
     (low,) = waiting(bells, ["low"], woken)
 
+    # (its process read the paused queues a moment ago: none)
+    assert not seen_paused(broker, "low")
+
     # When staff pause the queue, then the consumer wakes at once to see it, not at its next look
     with django_capture_on_commit_callbacks(execute=True):
         pause_queue("low", username="ops", broker=broker)
     low.join(5)
     assert woken == {"low": True}
+    # And it sees the pause, not the copy its process read before the ring
+    assert seen_paused(broker, "low")
     bells.stop()
