@@ -60,14 +60,20 @@ def test_a_job_that_stops_when_asked_ends_cancelled_not_retried(jobs):
     assert jobs.enqueued() == [] and jobs.dead_letters == [] and not DeadLetter.objects.exists()
 
 
-def test_a_cancelled_batch_job_ends_its_place_in_the_batch(jobs, django_capture_on_commit_callbacks):
-    # Given a sealed batch of two jobs, one of them cancelled
+def batch_of_two_with_one_cancelled(jobs, django_capture_on_commit_callbacks):
+    """A sealed batch of two waiting jobs, "a" and "b", and the message of "a", cancelled."""
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         batch = batch_open(description="two")
         batch_add(batch, [cancellable.message("a"), cancellable.message("b")])
         batch_seal(batch)
     cancelled = next(job for job in jobs.enqueued(cancellable) if job.args == ("a",))
     request_cancel(cancelled.message_id)
+    return batch, cancelled
+
+
+def test_a_cancelled_batch_job_ends_its_place_in_the_batch(jobs, django_capture_on_commit_callbacks):
+    # Given a sealed batch of two jobs, one of them cancelled
+    batch, cancelled = batch_of_two_with_one_cancelled(jobs, django_capture_on_commit_callbacks)
 
     # When both come to run
     with django_capture_on_commit_callbacks(execute=True):
@@ -92,12 +98,7 @@ def test_a_cancelled_batch_job_whose_end_cannot_be_written_is_counted_when_it_co
 ):
     # Given a sealed batch of two jobs, one of them cancelled, and a database that refuses the
     # cancelled job's end the first time it is written (the connection died while it was counted)
-    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        batch = batch_open(description="two")
-        batch_add(batch, [cancellable.message("a"), cancellable.message("b")])
-        batch_seal(batch)
-    cancelled = next(job for job in jobs.enqueued(cancellable) if job.args == ("a",))
-    request_cancel(cancelled.message_id)
+    batch, cancelled = batch_of_two_with_one_cancelled(jobs, django_capture_on_commit_callbacks)
     refusals = [OperationalError("server closed the connection unexpectedly")]
 
     def record(**kwargs):
